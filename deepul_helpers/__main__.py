@@ -1,0 +1,3 @@
+from deepul_helpers.cli import main
+
+raise SystemExit(main())

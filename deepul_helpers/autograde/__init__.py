@@ -1,0 +1,1 @@
+"""Release, sandboxed grading, gradebook, feedback and grades CSV."""

@@ -1,0 +1,70 @@
+"""``deepul bench FAMILY``: run a family's benchmark, print its table, write JSON and PNG.
+
+A benchmark is a module ``deepul_helpers.bench.<family>`` with
+``run(quick: bool, device: str) -> list[dict]``: one dict per row, measured values only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from pathlib import Path
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("family", help="which benchmark: " + ", ".join(available()))
+    parser.add_argument("--quick", action="store_true", help="a few iterations only (checks that it runs)")
+    parser.add_argument("--out", default="out/bench", help="folder for FAMILY.json and FAMILY.png")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu or cuda")
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows as a fixed-width text table (columns in first-seen order)."""
+    if not rows:
+        return "(no rows)"
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+        return str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench", device: str = "auto"):
+    known = available()
+    if family not in known:
+        raise SystemExit(f"deepul bench: unknown benchmark {family!r}; known: {', '.join(known)}")
+    module = importlib.import_module(f"{__name__}.{family}")
+    rows = module.run(quick=quick, device=device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{family}.json"
+    json_path.write_text(json.dumps(rows, indent=2, default=float) + "\n")
+    from deepul_helpers import plot
+
+    png_path = out / f"{family}.png"
+    plot.table(rows, title=f"deepul bench {family}" + (" (quick)" if quick else ""), save_to=png_path)
+    return rows, json_path, png_path
+
+
+def main(args) -> int:
+    rows, json_path, png_path = run_benchmark(args.family, quick=args.quick, out=args.out, device=args.device)
+    print(format_table(rows))
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
