@@ -1,0 +1,246 @@
+"""The plots every notebook needs. Each function returns the matplotlib Figure and saves it
+to ``save_to`` when given (parent folders are created); nothing is written otherwise.
+
+Works without a display (the Agg backend is chosen when none is configured).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+if os.environ.get("MPLBACKEND") is None and "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _finish(fig, save_to):
+    fig.tight_layout()
+    if save_to is not None:
+        path = Path(save_to)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def _to_numpy(x):
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def images_to_float(images, levels: int | None = None) -> np.ndarray:
+    """NHWC images (integer levels, or floats in [0, 1]) -> float array in [0, 1]."""
+    x = _to_numpy(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"images must be NHWC (or NHW), got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_):
+        top = (levels - 1) if levels else max(int(x.max()), 1)
+        x = x.astype(np.float32) / top
+    return np.clip(x.astype(np.float32), 0.0, 1.0)
+
+
+def image_grid(images, nrow: int | None = None, levels: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile NHWC images into one (H', W', C) float image in [0, 1]."""
+    x = images_to_float(images, levels)
+    n, h, w, c = x.shape
+    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    ncol = int(math.ceil(n / nrow))
+    grid = np.ones((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), dtype=np.float32)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = x[i]
+    return grid
+
+
+def samples_grid(images, nrow=None, title=None, levels=None, save_to=None, ax=None):
+    """A grid of NHWC images (uint8 levels or floats in [0, 1])."""
+    grid = image_grid(images, nrow=nrow, levels=levels)
+    fig, ax = _fig_ax(ax, figsize=(5, 5))
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def _fig_ax(ax, figsize=(5, 4)):
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def scatter_2d(points, title=None, ax=None, save_to=None, s=2, alpha=0.5, color=None, lim=None):
+    """Scatter of (N, 2) points."""
+    p = _to_numpy(points)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2), got {p.shape}")
+    fig, ax = _fig_ax(ax, figsize=(4.5, 4.5))
+    ax.scatter(p[:, 0], p[:, 1], s=s, alpha=alpha, color=color)
+    ax.set_aspect("equal")
+    if lim is not None:
+        ax.set_xlim(lim[0], lim[1])
+        ax.set_ylim(lim[2], lim[3])
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def density_2d(table_or_fn, extent=None, title=None, ax=None, save_to=None, resolution=200, log=False):
+    """A 2D density as a heat map.
+
+    ``table_or_fn`` is either a (H, W) table (e.g. a discrete 2D distribution; row = first
+    coordinate) or a function mapping (M, 2) points to densities (or log-densities with
+    ``log=True``), evaluated on a ``resolution``^2 grid over ``extent = (xmin, xmax, ymin, ymax)``.
+    """
+    fig, ax = _fig_ax(ax, figsize=(4.5, 4.5))
+    if callable(table_or_fn):
+        if extent is None:
+            raise ValueError("density_2d with a function needs extent=(xmin, xmax, ymin, ymax)")
+        xs = np.linspace(extent[0], extent[1], resolution)
+        ys = np.linspace(extent[2], extent[3], resolution)
+        gx, gy = np.meshgrid(xs, ys)
+        pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        vals = _to_numpy(table_or_fn(pts)).reshape(resolution, resolution)
+        if log:
+            vals = np.exp(vals)
+        ax.imshow(vals, origin="lower", extent=extent, cmap="viridis", aspect="auto")
+    else:
+        table = _to_numpy(table_or_fn)
+        if table.ndim != 2:
+            raise ValueError(f"a density table must be 2D, got shape {table.shape}")
+        ax.imshow(table, cmap="viridis", interpolation="nearest")
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def hist_1d(data, levels: int, model_probs=None, true_probs=None, title=None, ax=None, save_to=None):
+    """Empirical histogram of 1D discrete data, with model and true probabilities overlaid."""
+    x = _to_numpy(data).reshape(-1)
+    fig, ax = _fig_ax(ax, figsize=(6, 3.5))
+    freq = np.bincount(x.astype(np.int64), minlength=levels)[:levels] / max(len(x), 1)
+    values = np.arange(levels)
+    ax.bar(values, freq, color="0.75", label="data")
+    if true_probs is not None:
+        ax.step(values, _to_numpy(true_probs), where="mid", color="k", label="true")
+    if model_probs is not None:
+        ax.plot(values, _to_numpy(model_probs), "o-", ms=3, color="C3", label="model")
+    ax.set_xlabel("value")
+    ax.set_ylabel("probability")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def training_curves(history_or_train_losses, test_losses=None, title=None, ylabel="nats/dim", ax=None,
+                    save_to=None, reference: float | None = None, reference_label="true entropy"):
+    """Train loss per iteration and test loss per epoch (epoch 0 = before training) on one axis."""
+    if hasattr(history_or_train_losses, "train_losses"):
+        train = history_or_train_losses.train_losses
+        test = history_or_train_losses.test_losses if test_losses is None else test_losses
+    else:
+        train, test = history_or_train_losses, test_losses
+    train = _to_numpy(train).reshape(-1)
+    fig, ax = _fig_ax(ax, figsize=(6, 3.5))
+    ax.plot(np.arange(len(train)), train, lw=1, label="train (per iteration)")
+    if test is not None and len(test):
+        test = _to_numpy(test).reshape(-1)
+        epochs = len(test) - 1
+        its = np.linspace(0, len(train), epochs + 1) if epochs else np.array([0.0])
+        ax.plot(its, test, "o-", label="test (per epoch)")
+    if reference is not None:
+        ax.axhline(reference, color="k", ls="--", lw=1, label=reference_label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def table(rows: list[dict], title=None, save_to=None, columns: list[str] | None = None):
+    """Rows of dicts drawn as a table figure (for comparison tables in notebooks and benchmarks)."""
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+
+    def cell(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows] or [["" for _ in columns]]
+    width = max(4.0, 1.3 * len(columns))
+    fig, ax = plt.subplots(figsize=(width, 0.45 * (len(body) + 1) + (0.5 if title else 0.2)))
+    ax.axis("off")
+    tab = ax.table(cellText=body, colLabels=columns, loc="center", cellLoc="center")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(8)
+    tab.scale(1, 1.3)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def text_lines(lines, title=None, save_to=None, max_chars: int = 100):
+    """Text samples as a figure (one line each, cut at ``max_chars``)."""
+    lines = [str(s).replace("\n", "\\n")[:max_chars] for s in lines]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(lines) + 0.6))
+    ax.axis("off")
+    for i, s in enumerate(lines):
+        ax.text(0.0, 1.0 - (i + 0.5) / max(len(lines), 1), s, family="monospace", fontsize=9, va="center")
+    if title:
+        ax.set_title(title, loc="left")
+    return _finish(fig, save_to)
+
+
+def waveforms(signals, title=None, save_to=None, n: int = 4):
+    """The first ``n`` 1D signals, one row each."""
+    x = _to_numpy(signals)
+    n = min(n, len(x))
+    fig, axes = plt.subplots(n, 1, figsize=(7, 1.2 * n + 0.4), sharex=True, squeeze=False)
+    for i in range(n):
+        axes[i, 0].plot(x[i], lw=0.8)
+    if title:
+        axes[0, 0].set_title(title)
+    return _finish(fig, save_to)
+
+
+def timing(xs, series: dict[str, list[float]], xlabel: str, ylabel="seconds", title=None, save_to=None,
+           logy=False, ax=None):
+    """Lines of measured times against one x (e.g. sampling time vs sequence length)."""
+    fig, ax = _fig_ax(ax, figsize=(5, 3.5))
+    for label, ys in series.items():
+        ax.plot(xs, ys, "o-", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def close(fig=None) -> None:
+    """Free a figure (or all) when a script makes many."""
+    plt.close(fig if fig is not None else "all")
+
+
+__all__ = [
+    "samples_grid", "image_grid", "images_to_float", "scatter_2d", "density_2d", "hist_1d",
+    "training_curves", "table", "text_lines", "waveforms", "timing", "close",
+]
