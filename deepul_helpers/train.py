@@ -95,7 +95,7 @@ def _evaluate(model, tensors, batch_size, device) -> float:
         for start in range(0, n, batch_size):
             idx = torch.arange(start, min(start + batch_size, n))
             loss = model.loss(_batch(tensors, idx, device))
-            total += float(loss) * len(idx)
+            total += _scalar(loss) * len(idx)
             count += len(idx)
     model.train()
     return total / count
@@ -119,10 +119,14 @@ def _make_optimizer(optimizer, model, lr, weight_decay):
     raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam', 'adamw', 'sgd', None or a callable(model, lr)")
 
 
+def _scalar(v) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
 def _default_step(model, batch, optimizer, iteration, grad_clip):
     optimizer.zero_grad(set_to_none=True)
     loss = model.loss(batch)
-    value = float(loss)
+    value = float(loss.detach())
     if not math.isfinite(value):
         return value  # the guard in fit raises before any update
     loss.backward()
@@ -265,9 +269,9 @@ def fit(
             if isinstance(out, dict):
                 for k, v in out.items():
                     if k != "loss":
-                        extra.setdefault(k, []).append(float(v))
+                        extra.setdefault(k, []).append(_scalar(v))
                 out = out["loss"]
-            value = float(out)
+            value = _scalar(out)
             if not math.isfinite(value):
                 where = (f"last finite loss was {last_finite[1]:.6g} at iteration {last_finite[0]}"
                          if last_finite[0] is not None else "no finite loss was seen")
