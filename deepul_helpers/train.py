@@ -198,6 +198,11 @@ def fit(
     Quick mode (``config.is_quick(quick)``) caps epochs, iterations per epoch and test size.
     ``checkpoint``: a file path; saved after every epoch, and resumed from when it exists.
     Returns a :class:`History`; raises :class:`TrainingDiverged` on a NaN/inf loss.
+
+    Same seed, same data, same device -> bit-identical history, provided the model was also
+    built after seeding (``config.seed_everything(seed)`` before constructing it): the seed
+    given here fixes the shuffles and every random draw during training, not the model's
+    initial weights.
     """
     if epochs is None and budget_s is None:
         raise ValueError("fit needs epochs=N, budget_s=SECONDS, or both")
