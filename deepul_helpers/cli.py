@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("deepul_helpers.demo", "train a small reference model, write samples and curves under out/"),
     "data": ("deepul_helpers.data.cli", "list the course data sets, or draw samples of one"),
     "bench": ("deepul_helpers.bench", "run a family's benchmark and write its table (JSON and PNG)"),
+    "release": ("deepul_helpers.autograde.release", "generate homeworks/ (the student release) from solutions/"),
 }
 
 

@@ -1,0 +1,293 @@
+"""``deepul release``: generate the student release ``homeworks/`` from the nbgrader source ``solutions/``.
+
+nbgrader's generate_assignment (configured by ``grading/nbgrader_config.py``) strips the
+solutions and the hidden tests; this module runs it in a scratch course directory, then
+normalises what comes out (outputs cleared, cell ids fixed, run metadata dropped) so that
+releasing twice gives byte-identical files, and refuses a release that still holds
+solution or hidden-test text. ``deepul release --check`` regenerates into a temporary
+folder and reports committed releases that are stale.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_PATH = REPO_ROOT / "grading" / "nbgrader_config.py"
+SOURCE_DIR = REPO_ROOT / "solutions"
+RELEASE_DIR = REPO_ROOT / "homeworks"
+
+# Region delimiters (as configured in grading/nbgrader_config.py) that must never reach a student.
+DELIMITERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+              "BEGIN MARK SCHEME", "END MARK SCHEME")
+_REGION = re.compile(
+    r"^[ \t]*(?:###|#|<!--)?[ \t]*(?:===)?[ \t]*BEGIN (SOLUTION|HIDDEN TESTS|MARK SCHEME)\b.*?$\n?"
+    r"(?P<body>.*?)"
+    r"^[ \t]*(?:###|#|<!--)?[ \t]*(?:===)?[ \t]*END \1\b.*?$",
+    re.M | re.S,
+)
+_ID_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ReleaseError(RuntimeError):
+    """The release could not be generated, or would leak solutions or hidden tests."""
+
+
+def ensure_alembic_on_path() -> None:
+    """nbgrader's Gradebook runs the ``alembic`` command when it creates a new gradebook; put the
+    interpreter's own bin folder (the venv's) on PATH so that it is found without an activated venv."""
+    bindir = os.path.dirname(sys.executable)
+    if shutil.which("alembic") is None and os.path.exists(os.path.join(bindir, "alembic")):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def load_config(root: str | Path | None = None, db_url: str | None = None):
+    """The traitlets Config of ``grading/nbgrader_config.py``, optionally re-rooted / re-pointed."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if not CONFIG_PATH.is_file():
+        raise ReleaseError(f"nbgrader configuration missing: {CONFIG_PATH}")
+    cfg = PyFileConfigLoader(CONFIG_PATH.name, path=str(CONFIG_PATH.parent)).load_config()
+    if root is not None:
+        cfg.CourseDirectory.root = str(Path(root).resolve())
+    if db_url is not None:
+        cfg.CourseDirectory.db_url = db_url
+    return cfg
+
+
+def course_id() -> str:
+    """The course id every gradebook row belongs to (from the nbgrader configuration)."""
+    return str(load_config().CourseDirectory.course_id)
+
+
+def assignments(source_dir: str | Path = SOURCE_DIR) -> list[str]:
+    """Every assignment (a folder holding at least one notebook) under ``source_dir``."""
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        return []
+    return sorted(p.name for p in source_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
+
+
+def _resolve(names, source_dir: Path) -> list[str]:
+    known = assignments(source_dir)
+    if not names:
+        return known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ReleaseError(
+            f"unknown assignment(s) {', '.join(map(repr, unknown))} under {source_dir}; "
+            f"known: {', '.join(known) or '(none: add solutions/<assignment>/<nb>.ipynb)'}"
+        )
+    return list(names)
+
+
+def regions(text: str) -> list[tuple[str, str]]:
+    """(kind, body) of every delimited solution / hidden-test / mark-scheme region in ``text``."""
+    return [(m.group(1), m.group("body")) for m in _REGION.finditer(text)]
+
+
+def normalise(nb) -> None:
+    """Make a released notebook reproducible: no outputs, counts or run metadata; stable cell ids."""
+    nb.nbformat, nb.nbformat_minor = 4, max(int(nb.get("nbformat_minor", 5)), 5)
+    for key in ("papermill", "widgets", "toc", "varInspector"):
+        nb.metadata.pop(key, None)
+    seen: set[str] = set()
+    for i, cell in enumerate(nb.cells):
+        for key in ("execution", "papermill", "collapsed", "scrolled", "ExecuteTime"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        if "attachments" in cell and not cell.attachments:
+            del cell["attachments"]
+        cid = cell.get("id")
+        if not (isinstance(cid, str) and _ID_OK.match(cid)) or cid in seen:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            cid = grade_id if _ID_OK.match(grade_id or "") and grade_id not in seen else f"cell-{i:03d}"
+        seen.add(cid)
+        cell["id"] = cid
+
+
+def leak_problems(source_nb, release_nb, code_stub: str, text_stub: str) -> list[str]:
+    """What in ``release_nb`` gives away the source's solutions or hidden tests (empty: nothing)."""
+    problems = []
+    released = [c.source for c in release_nb.cells]
+    for i, text in enumerate(released):
+        for d in DELIMITERS:
+            if d in text:
+                problems.append(f"cell {i} still contains the delimiter {d!r}")
+    all_source = "\n".join(c.source for c in source_nb.cells)
+    outside = _REGION.sub("", all_source)
+    all_released = "\n".join(released)
+    for kind, body in regions(all_source):
+        body = body.strip()
+        if body and body in all_released and body not in outside:
+            problems.append(f"the text of a {kind} region reached the release: {body[:60]!r}...")
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in release_nb.cells}
+    for c in source_nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if not meta.get("solution"):
+            continue
+        rc = by_id.get(meta.get("grade_id"))
+        stub = code_stub if c.cell_type == "code" else text_stub
+        if rc is None:
+            problems.append(f"solution cell {meta.get('grade_id')!r} is missing from the release")
+        elif not all(line.strip() in rc.source for line in stub.splitlines()):  # stub may be indented
+            problems.append(f"solution cell {meta.get('grade_id')!r} lacks the placeholder {stub!r}")
+    return problems
+
+
+def _ignored(name: str, patterns) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+@dataclass
+class Released:
+    assignment: str
+    files: list[Path]
+
+
+def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | None) -> dict[str, bytes]:
+    """Run nbgrader in a scratch course under ``workdir``; return {relative path: normalised bytes}."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
+
+    ensure_alembic_on_path()
+    src = source_dir / assignment
+    for nb_path in sorted(src.glob("*.ipynb")):
+        try:
+            nbformat.read(nb_path, as_version=4)
+        except Exception as e:  # malformed JSON or schema: say which file
+            raise ReleaseError(f"cannot read the source notebook {nb_path}: {e}") from e
+    cfg = load_config(root=workdir, db_url=db_url or f"sqlite:///{workdir / 'release-gradebook.db'}")
+    ignore = list(cfg.CourseDirectory.ignore)
+    shutil.copytree(src, workdir / "solutions" / assignment,
+                    ignore=lambda d, names: [n for n in names if _ignored(n, ignore)])
+    coursedir = CourseDirectory(config=cfg)
+    coursedir.assignment_id = assignment
+    app = GenerateAssignment(coursedir=coursedir, config=cfg)
+    app.force = True
+    result = capture_log(app)
+    if not result["success"]:
+        log = f"{result.get('log', '')}\n{result.get('error', '')}"
+        causes = [m.strip() for m in re.findall(r"^\s*(?:\w+\.)*\w*(?:Error|Exception): .+$", log, re.M)]
+        cause = next((c for c in causes if "see the the above traceback" not in c), "see the log below")
+        raise ReleaseError(f"nbgrader generate_assignment failed for {assignment!r}: {cause}\n"
+                           f"--- nbgrader log ---\n{log.strip()}")
+    out_dir = workdir / "homeworks" / assignment
+    code_stub = cfg.ClearSolutions.code_stub["python"]
+    text_stub = cfg.ClearSolutions.text_stub
+    files: dict[str, bytes] = {}
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(out_dir).as_posix()
+        if path.suffix != ".ipynb":
+            files[rel] = path.read_bytes()
+            continue
+        nb = nbformat.read(path, as_version=4)
+        normalise(nb)
+        nbformat.validate(nb)
+        problems = leak_problems(nbformat.read(src / rel, as_version=4), nb, code_stub, text_stub)
+        if problems:
+            raise ReleaseError(f"refusing to release {assignment}/{rel}: " + "; ".join(problems))
+        text = nbformat.writes(nb, version=4)
+        files[rel] = (text if text.endswith("\n") else text + "\n").encode("utf-8")
+    if not any(k.endswith(".ipynb") for k in files):
+        raise ReleaseError(f"nbgrader produced no notebook for {assignment!r} from {src}")
+    return files
+
+
+def generate(assignment: str, source_dir: str | Path = SOURCE_DIR, db_url: str | None = None) -> dict[str, bytes]:
+    """The release of one assignment as {relative path: bytes}, written nowhere."""
+    with tempfile.TemporaryDirectory(prefix="deepul-release-") as tmp:
+        return _generate(assignment, Path(source_dir), Path(tmp), db_url)
+
+
+def release(names=None, *, source_dir: str | Path = SOURCE_DIR, release_dir: str | Path = RELEASE_DIR,
+            db_url: str | None = None) -> list[Released]:
+    """Generate ``release_dir/<assignment>/`` from ``source_dir/<assignment>/`` for each name (default all).
+
+    ``db_url``: also record the assignment's cells in this gradebook (default: a throw-away one).
+    Notebooks in the release folder that no longer have a source are removed.
+    """
+    source_dir, release_dir = Path(source_dir), Path(release_dir)
+    done = []
+    for name in _resolve(names, source_dir):
+        files = generate(name, source_dir, db_url)
+        dest = release_dir / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for stale in dest.glob("*.ipynb"):
+            if stale.name not in files:
+                stale.unlink()
+        written = []
+        for rel, data in files.items():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != data:
+                target.write_bytes(data)
+            written.append(target)
+        done.append(Released(name, written))
+    return done
+
+
+def check(names=None, *, source_dir: str | Path = SOURCE_DIR,
+          release_dir: str | Path = RELEASE_DIR) -> list[str]:
+    """Problems with the committed release: stale, missing or orphaned notebooks (empty: up to date)."""
+    source_dir, release_dir = Path(source_dir), Path(release_dir)
+    problems = []
+    for name in _resolve(names, source_dir):
+        files = generate(name, source_dir)
+        for rel, data in files.items():
+            target = release_dir / name / rel
+            if not target.exists():
+                problems.append(f"{target} is missing: run 'deepul release {name}'")
+            elif target.read_bytes() != data:
+                problems.append(f"{target} is stale relative to {source_dir / name / rel}: "
+                                f"run 'deepul release {name}'")
+        for extra in sorted((release_dir / name).glob("*.ipynb")):
+            if extra.name not in files:
+                problems.append(f"{extra} has no source in {source_dir / name}")
+    return problems
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT",
+                        help="folder names under solutions/ (default: every assignment)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when a committed release is stale or missing")
+    parser.add_argument("--db", default=None,
+                        help="also record the assignments' cells in this gradebook (SQLAlchemy URL)")
+    parser.add_argument("--source", default=str(SOURCE_DIR), help="nbgrader source folder (default solutions/)")
+    parser.add_argument("--dest", default=str(RELEASE_DIR), help="release folder (default homeworks/)")
+
+
+def main(args) -> int:
+    try:
+        if args.check:
+            problems = check(args.assignments, source_dir=args.source, release_dir=args.dest)
+            for p in problems:
+                print(f"stale: {p}")
+            if not problems:
+                print("release is up to date")
+            return 1 if problems else 0
+        done = release(args.assignments, source_dir=args.source, release_dir=args.dest, db_url=args.db)
+    except ReleaseError as e:
+        print(f"deepul release: {e}")
+        return 1
+    if not done:
+        print(f"deepul release: no assignment under {args.source} (expected <assignment>/<nb>.ipynb)")
+        return 1
+    for r in done:
+        for f in r.files:
+            print(f"released {r.assignment}: {f}")
+    return 0
