@@ -1,0 +1,140 @@
+"""Small image sets, NHWC uint8: generated shapes, scikit-learn's digits, photo patches.
+
+- ``shapes``: 20x20 binary images (values 0/1) of one filled square, circle, triangle
+  (pointing up, right, down or left) or line segment (about 1.5 pixels thick), at a random
+  position and size; labels 0..3 in that order. Generated with numpy from the seed.
+- ``shapes_colored``: the same kind of images in colour, 2 bits per channel (values 0..3,
+  3 channels): the shape and the background each get one of the 64 colours, never the same.
+- ``digits``: scikit-learn's 1,797 handwritten 8x8 digits (values 0..16, 17 levels) with their
+  labels; a fixed split (a fixed permutation, then 1,500 train / 297 test). The seed is
+  validated and otherwise unused: the set is fixed.
+- ``digits_binary``: ``digits`` thresholded at 8 (value >= 8 -> 1), same split and labels.
+- ``patches``: every non-overlapping 8x8 tile of scikit-learn's two sample photographs
+  (china.jpg, flower.jpg: 2 x 53 x 80 = 8,480 tiles), 2 bits per channel (value // 64);
+  a fixed permutation, then 6,784 train / 1,696 test. Fixed set: the seed is unused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import Spec, photographs, rng_for
+
+SHAPE_NAMES = ("square", "circle", "triangle", "line")
+SIZE = 20
+
+
+def _uniform_centres(rng, half, n):
+    """Centres (n, 2) such that a shape of half-size ``half`` (n,) stays inside the image."""
+    u = rng.random((n, 2))
+    return half[:, None] + u * (SIZE - 2 * half[:, None])
+
+
+def shape_masks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` boolean masks (n, 20, 20) and their labels (n,) int64 (0 square ... 3 line)."""
+    labels = rng.integers(0, 4, size=n)
+    half = rng.uniform(1.5, 6.5, size=n)  # half-size / radius in pixels
+    centre = _uniform_centres(rng, half, n)  # (n, 2) as (y, x)
+    rot = rng.integers(0, 4, size=n)  # triangle orientation
+    ends = rng.uniform(1.0, SIZE - 1.0, size=(n, 2, 2))  # line end points (n, 2 points, (y, x))
+    for _ in range(20):  # redraw lines shorter than 8 pixels
+        short = np.linalg.norm(ends[:, 0] - ends[:, 1], axis=1) < 8.0
+        if not short.any():
+            break
+        ends[short] = rng.uniform(1.0, SIZE - 1.0, size=(int(short.sum()), 2, 2))
+
+    py, px = np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5, indexing="ij")  # pixel centres
+    dy = py[None] - centre[:, 0, None, None]  # (n, H, W)
+    dx = px[None] - centre[:, 1, None, None]
+    h = half[:, None, None]
+    square = (np.abs(dy) <= h) & (np.abs(dx) <= h)
+    circle = dy**2 + dx**2 <= h**2
+    triangle = (dy <= h) & (np.abs(dx) <= (dy + h) / 2)  # apex up at dy = -h, base at dy = +h
+    for k in (1, 2, 3):  # rotate about the image centre: the shape stays inside
+        sel = rot == k
+        triangle[sel] = np.rot90(triangle[sel], k=k, axes=(1, 2))
+    a, b = ends[:, 0, :, None, None], ends[:, 1, :, None, None]  # (n, 2, 1, 1)
+    ab = b - a
+    p = np.stack([py, px])[None]  # (1, 2, H, W)
+    t = np.clip(((p - a) * ab).sum(1) / (ab**2).sum(1), 0.0, 1.0)  # (n, H, W)
+    line = np.linalg.norm(p - (a + t[:, None] * ab), axis=1) <= 0.75
+    masks = np.choose(labels[:, None, None], [square, circle, triangle, line])
+    return masks, labels.astype(np.int64)
+
+
+def _shapes_spec(colored: bool) -> Spec:
+    name = "shapes_colored" if colored else "shapes"
+    n_train, n_test = 10_000, 2_000
+
+    def generate(seed):
+        rng = rng_for(name, seed)
+        masks, labels = shape_masks(n_train + n_test, rng)
+        if colored:
+            bg = rng.integers(0, 64, size=len(masks))
+            fg = (bg + rng.integers(1, 64, size=len(masks))) % 64  # never the background colour
+            bits = np.array([0, 2, 4])
+            bg_rgb, fg_rgb = (bg[:, None] >> bits) & 3, (fg[:, None] >> bits) & 3  # (n, 3)
+            x = np.where(masks[..., None], fg_rgb[:, None, None, :], bg_rgb[:, None, None, :])
+        else:
+            x = masks[..., None]
+        x = x.astype(np.uint8)
+        return {"train": x[:n_train], "test": x[n_train:],
+                "train_labels": labels[:n_train], "test_labels": labels[n_train:]}
+
+    channels, levels = (3, 4) if colored else (1, 2)
+    desc = (
+        "20x20 images of a square, circle, triangle or line at random position and size; "
+        + ("colour, 2 bits per channel (shape and background colours differ)" if colored else "binary")
+        + "; labels = shape"
+    )
+    return Spec(name=name, description=desc, kind="image", shape=(SIZE, SIZE, channels), levels=levels,
+                n_train=n_train, n_test=n_test, generate=generate, labels=SHAPE_NAMES)
+
+
+def _fixed_permutation(n: int, tag: str) -> np.ndarray:
+    return rng_for(tag, 0).permutation(n)
+
+
+def _digits_spec(binary: bool) -> Spec:
+    name = "digits_binary" if binary else "digits"
+
+    def generate(seed):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        order = _fixed_permutation(len(d.target), "digits_split")
+        x = d.images[order].astype(np.uint8)[..., None]  # (1797, 8, 8, 1), 0..16
+        if binary:
+            x = (x >= 8).astype(np.uint8)
+        y = d.target[order].astype(np.int64)
+        return {"train": x[:1500], "test": x[1500:], "train_labels": y[:1500], "test_labels": y[1500:]}
+
+    desc = (
+        "scikit-learn's 8x8 handwritten digits"
+        + (", thresholded at 8 (binary)" if binary else ", 17 grey levels")
+        + "; fixed 1500/297 split (seed unused); labels 0..9"
+    )
+    return Spec(name=name, description=desc, kind="image", shape=(8, 8, 1), levels=2 if binary else 17,
+                n_train=1500, n_test=297, generate=generate, seeded=False,
+                labels=tuple(str(i) for i in range(10)))
+
+
+def _patches(seed):
+    tiles = []
+    for photo in photographs():  # (427, 640, 3)
+        h, w = (photo.shape[0] // 8) * 8, (photo.shape[1] // 8) * 8
+        t = photo[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 8, 8, 3)
+        tiles.append(t)
+    x = np.concatenate(tiles)[_fixed_permutation(8480, "patches_split")] // 64  # 2 bits per channel
+    return {"train": x[:6784].astype(np.uint8), "test": x[6784:].astype(np.uint8)}
+
+
+SPECS = [
+    _shapes_spec(False),
+    _shapes_spec(True),
+    _digits_spec(False),
+    _digits_spec(True),
+    Spec(name="patches", description="8x8 RGB tiles of scikit-learn's two sample photographs, 2 bits per "
+         "channel; fixed 6784/1696 split (seed unused)", kind="image", shape=(8, 8, 3), levels=4,
+         n_train=6784, n_test=1696, generate=_patches, seeded=False),
+]

@@ -1,0 +1,170 @@
+"""deepul_helpers.data: the documented contract of every set, checksums, and the true entropies
+checked against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from deepul_helpers import data
+from deepul_helpers.data import cli as data_cli
+
+# The documented contract (CONTRIBUTING.md and the issue): dtype, one example's shape, levels,
+# train size, test size. None: depends on the Python version (text_corpus).
+CONTRACT = {
+    "1d_a": (np.int64, (), 20, 800, 200),
+    "1d_b": (np.int64, (), 100, 8000, 2000),
+    "image_density_25": (np.int64, (2,), 25, 10_000, 2_000),
+    "image_density_100": (np.int64, (2,), 100, 100_000, 20_000),
+    "shapes": (np.uint8, (20, 20, 1), 2, 10_000, 2_000),
+    "shapes_colored": (np.uint8, (20, 20, 3), 4, 10_000, 2_000),
+    "digits": (np.uint8, (8, 8, 1), 17, 1500, 297),
+    "digits_binary": (np.uint8, (8, 8, 1), 2, 1500, 297),
+    "patches": (np.uint8, (8, 8, 3), 4, 6784, 1696),
+}
+
+
+@pytest.mark.parametrize("name", list(CONTRACT))
+def test_contract_of_every_set(name):
+    dtype, shape, levels, n_train, n_test = CONTRACT[name]
+    inf = data.info(name)
+    assert inf.shape == shape and inf.levels == levels
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = data.load(name, split=split)
+        assert x.dtype == dtype
+        if n is not None:
+            assert x.shape == (n, *shape)
+        else:
+            assert x.shape[1:] == shape
+        if levels is not None:
+            assert x.min() >= 0 and x.max() <= levels - 1
+    assert (inf.n_train, inf.n_test) == (len(data.load(name)), len(data.load(name, "test")))
+
+
+def test_every_registered_set_is_in_the_contract():
+    assert set(data.names()) == set(CONTRACT)
+
+
+@pytest.mark.parametrize("name", list(CONTRACT))
+def test_checksum_matches_the_recorded_one(name):
+    recorded = data.info(name).sha256
+    if recorded is None:
+        pytest.skip(f"{name}: no checksum recorded for this Python version")
+    assert data.checksums(name) == recorded, (
+        f"{name} changed; if on purpose, rewrite the record with 'deepul data record {name}'"
+    )
+
+
+@pytest.mark.parametrize("name", list(CONTRACT))
+def test_same_seed_same_data_fresh_copies(name):
+    a, b = data.load(name, seed=3), data.load(name, seed=3)
+    assert np.array_equal(a, b)
+    a[...] = 0  # the caller owns its copy: the cache is untouched
+    assert np.array_equal(data.load(name, seed=3), b)
+    other = data.load(name, seed=4)
+    if data.info(name).seeded:
+        assert not np.array_equal(other, b)
+    else:
+        assert np.array_equal(other, b)
+
+
+@pytest.mark.parametrize("name", [n for n in CONTRACT if data.info(n).seeded])
+def test_train_and_test_differ(name):
+    tr, te = data.load(name, "train"), data.load(name, "test")
+    assert not np.array_equal(tr[: len(te)], te)
+
+
+def test_labels():
+    for name in ("digits", "digits_binary", "shapes", "shapes_colored"):
+        x, y = data.load(name, "test", labels=True)
+        assert y.dtype == np.int64 and y.shape == (len(x),)
+        assert set(np.unique(y)) == set(range(len(data.info(name).labels)))
+    digits_x, digits_y = data.load("digits", labels=True)
+    bin_x, bin_y = data.load("digits_binary", labels=True)
+    assert np.array_equal(digits_y, bin_y) and np.array_equal(bin_x, (digits_x >= 8).astype(np.uint8))
+    with pytest.raises(ValueError, match="'1d_a' has no labels; labelled sets: .*digits"):
+        data.load("1d_a", labels=True)
+
+
+def test_shapes_labels_match_the_drawn_shape():
+    """Independent check of the generator: circles fill ~pi/4 of their bounding box, squares all of
+    it, triangles half of it, lines a thin part; and every image shows a shape."""
+    x, y = data.load("shapes", "test", labels=True)
+    m = x[..., 0].astype(bool)
+    assert m.reshape(len(m), -1).sum(1).min() >= 3
+    rows, cols = m.any(2), m.any(1)
+    h = rows.sum(1)
+    w = cols.sum(1)
+    fill = m.reshape(len(m), -1).sum(1) / (h * w)
+    assert np.all(fill[y == 0] == 1.0)  # squares fill their box
+    assert 0.6 < np.median(fill[y == 1]) < 0.9  # circles ~ pi / 4
+    assert 0.4 < np.median(fill[y == 2]) < 0.7  # triangles ~ 1 / 2
+    assert np.median(fill[y == 3]) < 0.4  # lines
+    xc, yc = data.load("shapes_colored", "test", labels=True)
+    assert not np.any(np.all(xc == xc[:, :1, :1], axis=(1, 2, 3)))  # shape and background colours differ
+
+
+@pytest.mark.parametrize("name", ["1d_a", "1d_b", "image_density_25", "image_density_100"])
+def test_discrete_entropy_and_sample_frequencies(name):
+    dist = data.true_distribution(name)
+    p = dist.probs
+    assert np.isclose(p.sum(), 1.0) and p.min() >= 0
+    ndim = p.ndim
+    # independent computation: scipy's entropy of the flattened table, per dimension
+    assert data.info(name).entropy == pytest.approx(scipy.stats.entropy(p.ravel()) / ndim, rel=1e-12)
+    x = np.concatenate([data.load(name, "train"), data.load(name, "test")])
+    idx = x if ndim == 1 else np.ravel_multi_index((x[:, 0], x[:, 1]), p.shape)
+    counts = np.bincount(idx, minlength=p.size)
+    expected = p.ravel() * len(idx)
+    # pool cells with small expectation so that the chi-square approximation holds
+    order = np.argsort(expected)
+    pooled_e, pooled_c, acc_e, acc_c = [], [], 0.0, 0
+    for i in order:
+        acc_e += expected[i]
+        acc_c += counts[i]
+        if acc_e >= 5:
+            pooled_e.append(acc_e)
+            pooled_c.append(acc_c)
+            acc_e, acc_c = 0.0, 0
+    pooled_e[-1] += acc_e
+    pooled_c[-1] += acc_c
+    chi2 = scipy.stats.chisquare(pooled_c, pooled_e)
+    assert chi2.pvalue > 1e-4
+    # log_prob agrees with the table
+    assert np.allclose(dist.log_prob(x[:50]), np.log(p.ravel()[idx[:50]]))
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match=r"unknown data set 'mnist'; known: 1d_a, 1d_b, "):
+        data.load("mnist")
+    with pytest.raises(ValueError, match="unknown data set"):
+        data.info("mnist")
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'valid'"):
+        data.load("1d_a", split="valid")
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        data.load("1d_a", seed=-1)
+    for bad in (1.5, "0", True, None):
+        with pytest.raises(TypeError, match="seed must be a non-negative integer"):
+            data.load("1d_a", seed=bad)
+    with pytest.raises(ValueError, match="no known true distribution"):
+        data.true_distribution("digits")
+    with pytest.raises(ValueError, match="decode works on text sets"):
+        data.decode("digits", [[0, 1]])
+
+
+def test_cli_list_and_show(tmp_path, capsys):
+    from deepul_helpers.cli import main
+
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in data.names():
+        assert name in out
+    assert f"{data.info('1d_a').entropy:.4f}" in out
+    for name in ("1d_a", "image_density_25", "digits"):
+        png = tmp_path / f"{name}.png"
+        assert main(["data", "show", name, "--out", str(png), "--n", "50"]) == 0
+        assert png.stat().st_size > 1000
+    assert main(["data", "show", "mnist", "--out", str(tmp_path / "x.png")]) == 2
+    assert "unknown data set 'mnist'" in capsys.readouterr().err
+    assert data_cli.verify(["1d_a", "digits"]) == []
