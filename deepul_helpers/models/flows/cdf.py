@@ -68,7 +68,7 @@ class MixtureCDF(Bijector):
         return z, ld.sum(dim=1)
 
     def inverse(self, z):
-        bound = float((self.means.abs() + 40 * self.log_scales.exp()).max())
+        bound = float((self.means.abs() + 40 * self.log_scales.exp()).max().detach())
         x = bisect_inverse(lambda v: self.forward(v)[0], z, -bound, bound)
         return x, -self.forward(x)[1]
 
@@ -98,7 +98,7 @@ class AutoregressiveCDF2d(Bijector):
     def inverse(self, z):
         x1, _ = self.first.inverse(z[:, :1])
         logits, means, log_scales = self._params2(x1)
-        bound = float((means.abs() + 40 * log_scales.exp()).max())
+        bound = float((means.abs() + 40 * log_scales.exp()).max().detach())
         fn = lambda v: mixture_cdf_logit(v, logits, means, log_scales, self.kind)[0]
         x2 = bisect_inverse(fn, z[:, 1:], -bound, bound)
         x = torch.cat([x1, x2], dim=1)

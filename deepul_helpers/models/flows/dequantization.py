@@ -52,9 +52,9 @@ class VariationalDequantization(nn.Module):
                 layers.append(AffineCoupling(alternating_mask(d, parity=i % 2), mlp(2 * d, 2 * d, hidden), d))
         self.couplings = nn.ModuleList(layers)
 
-    def forward(self, x: torch.Tensor, levels: int):
+    def transform(self, eps: torch.Tensor, x: torch.Tensor, levels: int):
+        """Noise eps -> (u in (0, 1), log q(u | x)), each example's log q of shape (B,)."""
         context = 2 * x / (levels - 1) - 1  # x scaled to [-1, 1]
-        eps = torch.randn_like(x)
         log_q = (-0.5 * eps**2 - 0.5 * math.log(2 * math.pi)).reshape(x.shape[0], -1).sum(1)
         h = eps
         for layer in self.couplings:
@@ -62,4 +62,8 @@ class VariationalDequantization(nn.Module):
             log_q = log_q - logdet
         u = torch.sigmoid(h)
         log_q = log_q - (F.logsigmoid(h) + F.logsigmoid(-h)).reshape(x.shape[0], -1).sum(1)
+        return u, log_q
+
+    def forward(self, x: torch.Tensor, levels: int):
+        u, log_q = self.transform(torch.randn_like(x), x, levels)
         return x + u, log_q
