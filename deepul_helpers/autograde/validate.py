@@ -1,0 +1,263 @@
+"""``deepul validate PATH.ipynb``: what a student runs before submitting.
+
+Runs the notebook in quick mode (papermill, a per-cell and a whole-notebook time limit,
+in a separate process), then reports for each visible test cell the points it would earn,
+a total, and the problems found on the way: malformed notebook, test cells edited or
+deleted, functions the release asks for that are missing, cells that raised. Where the
+released version of the notebook is found (``homeworks/<assignment>/``), its locked and
+test cells are run instead of the student's copies, as the grader does.
+
+The grade itself is decided by hidden tests; these visible checks are feedback only.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from deepul_helpers.autograde.release import RELEASE_DIR, load_config
+
+NOTE = ("Note: these are the visible checks only. Your grade is decided by hidden tests that call your "
+        "functions on other inputs, so passing every visible check does not guarantee full marks.")
+
+
+@dataclass
+class Check:
+    grade_id: str
+    points: float
+    max_points: float
+    status: str  # passed | failed | not answered | did not run | missing | by hand
+    message: str = ""
+
+
+@dataclass
+class Report:
+    path: Path
+    checks: list[Check] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fatal: bool = False  # the notebook could not be run at all
+
+    @property
+    def total(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def max_total(self) -> float:
+        return sum(c.max_points for c in self.checks if c.status != "by hand")
+
+    def format(self) -> str:
+        lines = [f"deepul validate: {self.path}"]
+        for c in self.checks:
+            pts = "by hand" if c.status == "by hand" else f"{c.points:g}/{c.max_points:g}"
+            lines.append(f"  {c.grade_id:<22} {pts:>9}  {c.status}{': ' + c.message if c.message else ''}")
+        if not self.fatal:
+            lines.append(f"visible checks: {self.total:g}/{self.max_total:g} points")
+        if self.problems:
+            lines.append("problems:")
+            lines += [f"  - {p}" for p in self.problems]
+        lines.append(NOTE)
+        return "\n".join(lines)
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def _first_line(cell) -> str:
+    line = next((s for s in cell.source.splitlines() if s.strip()), "")
+    return (line[:50] + "...") if len(line) > 50 else line
+
+
+def _defined_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def find_release(path: Path, release_dir: Path = RELEASE_DIR) -> Path | None:
+    """The released notebook this submission comes from (by assignment folder and file name)."""
+    folder = release_dir / path.parent.name
+    if (folder / path.name).is_file():
+        return folder / path.name
+    nbs = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    return nbs[0] if len(nbs) == 1 else None
+
+
+def _restore_locked_cells(nb, release_nb, report: Report) -> None:
+    """Run the release's locked / test cells in place of the student's copies (as the grader does)."""
+    released = {_meta(c).get("grade_id"): c for c in release_nb.cells if _meta(c).get("grade_id")}
+    present = set()
+    for cell in nb.cells:
+        gid = _meta(cell).get("grade_id")
+        ref = released.get(gid)
+        if ref is None:
+            continue
+        present.add(gid)
+        if _meta(ref).get("locked") or (_meta(ref).get("grade") and not _meta(ref).get("solution")):
+            if cell.source != ref.source or cell.cell_type != ref.cell_type:
+                report.problems.append(f"you changed the locked cell {gid!r}; its released version was run "
+                                       "instead (the grader does the same)")
+            cell.source, cell.cell_type = ref.source, ref.cell_type
+            cell.metadata["nbgrader"] = dict(_meta(ref))
+            if cell.cell_type == "code":
+                cell.setdefault("outputs", [])
+                cell.setdefault("execution_count", None)
+    for gid, ref in released.items():
+        if gid not in present and (_meta(ref).get("grade") or _meta(ref).get("solution")):
+            report.problems.append(f"cell {gid!r} of the release is missing (deleted, or its nbgrader "
+                                   "metadata removed): copy it back from the released notebook")
+            if _meta(ref).get("grade") and ref.cell_type == "code":
+                report.checks.append(Check(gid, 0.0, float(_meta(ref).get("points", 0)), "missing",
+                                           "this test cell is not in your notebook"))
+    wanted = set().union(*[_defined_names(c.source) for c in release_nb.cells
+                           if _meta(c).get("solution") and c.cell_type == "code"])
+    have = set().union(*[_defined_names(c.source) for c in nb.cells if c.cell_type == "code"])
+    for name in sorted(wanted - have):
+        report.problems.append(f"{name!r} is not defined at the top level of any code cell, but the "
+                               "release asks for it")
+
+
+def _error_of(cell) -> tuple[str, str] | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return out.get("ename", "Error"), str(out.get("evalue", ""))
+    return None
+
+
+def _execute(in_path: str, out_path: str, cell_timeout: int, cwd: str) -> int:
+    """Child process: execute with papermill, continuing past errors. Exit code 0 whatever the cells did."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(in_path, out_path, parameters={"quick": True}, kernel_name="python3",
+                            cwd=cwd, execution_timeout=cell_timeout, progress_bar=False,
+                            allow_errors=True, autosave_cell_every=5, interrupt_on_timeout=True,
+                            error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer "
+                                              f"than {cell_timeout} s and was interrupted", "traceback": []})
+    except pm.PapermillExecutionError:
+        pass  # cells raised: the caller reads them from the executed copy
+    return 0
+
+
+def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None = None,
+             release_dir=RELEASE_DIR, keep: str | Path | None = None) -> Report:
+    """Execute ``path`` in quick mode and score its visible test cells (see the module docstring).
+
+    Time limits default to ``c.Deepul.notebook_timeout_s`` / ``cell_timeout_s`` of grading/nbgrader_config.py.
+    """
+    if timeout_s is None or cell_timeout_s is None:
+        limits = load_config().Deepul
+        timeout_s = float(limits.notebook_timeout_s) if timeout_s is None else timeout_s
+        cell_timeout_s = int(limits.cell_timeout_s) if cell_timeout_s is None else cell_timeout_s
+    path = Path(path)
+    report = Report(path)
+    if not path.is_file():
+        report.fatal = True
+        report.problems.append(f"no notebook at {path}: give the path of your .ipynb file")
+        return report
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:
+        report.fatal = True
+        report.problems.append(f"{path} is not a readable notebook ({type(e).__name__}: {e}); "
+                               "restore it from a checkpoint or copy your code into a fresh release")
+        return report
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as e:
+        report.problems.append(f"the notebook does not follow the notebook format: {e.message}")
+    release_path = find_release(path, Path(release_dir))
+    if release_path is not None:
+        _restore_locked_cells(nb, nbformat.read(release_path, as_version=4), report)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        report.problems.append("no cell is tagged 'parameters'; quick mode is set through the environment only")
+
+    with tempfile.TemporaryDirectory(prefix="deepul-validate-") as tmp:
+        in_path, out_path = Path(tmp) / "input.ipynb", Path(tmp) / "executed.ipynb"
+        nbformat.write(nb, in_path)
+        env = {**os.environ, "DEEPUL_QUICK": "1", "MPLBACKEND": "Agg"}
+        cmd = [sys.executable, "-m", "deepul_helpers.autograde.validate", "--execute",
+               str(in_path), str(out_path), str(int(cell_timeout_s)), str(path.parent.resolve())]
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            log, _ = proc.communicate(timeout=timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+            log, _ = proc.communicate()
+            timed_out = True
+        if timed_out:
+            report.problems.append(f"the notebook did not finish within {timeout_s:g} s (whole-notebook "
+                                   "limit in quick mode): look for a loop that never ends or a run that "
+                                   "ignores quick=quick")
+        if not out_path.exists():
+            report.fatal = True
+            report.problems.append("the notebook could not be executed:\n" + log.decode(errors="replace")[-2000:])
+            return report
+        executed = nbformat.read(out_path, as_version=4)
+        if keep is not None:
+            Path(keep).parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, keep)
+    _score(executed, report, cell_timeout_s)
+    return report
+
+
+_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
+def _score(executed, report: Report, cell_timeout_s: int) -> None:
+    own = [c for c in executed.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
+    for i, cell in enumerate(own, start=1):
+        meta = _meta(cell)
+        err = _error_of(cell) if cell.cell_type == "code" else None
+        if err is not None and err[0] in ("KeyboardInterrupt", "CellTimeoutError"):
+            err = ("CellTimeoutError", f"ran longer than the per-cell limit of {cell_timeout_s} s")
+        if meta.get("grade"):
+            gid, pts = meta.get("grade_id", f"cell {i}"), float(meta.get("points", 0))
+            if cell.cell_type != "code":
+                report.checks.append(Check(gid, 0.0, pts, "by hand", "written answer, graded by the staff"))
+            elif err is None and cell.get("execution_count") is None:
+                report.checks.append(Check(gid, 0.0, pts, "did not run", "execution stopped before this cell"))
+            elif err is None:
+                report.checks.append(Check(gid, pts, pts, "passed"))
+            elif err[0] == "NotImplementedError":
+                report.checks.append(Check(gid, 0.0, pts, "not answered", "a function still raises "
+                                           "NotImplementedError"))
+            elif err[0] == "NameError":
+                report.checks.append(Check(gid, 0.0, pts, "failed", f"missing: {err[1]}"))
+            else:
+                report.checks.append(Check(gid, 0.0, pts, "failed", f"{err[0]}: {err[1]}"[:300]))
+        elif err is not None and err[0] != "NotImplementedError":
+            where = meta.get("grade_id") or f"cell {i} ({_first_line(cell)!r})"
+            report.problems.append(f"{where} raised {err[0]}: {err[1]}"[:300])
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("notebook", help="your homework notebook, e.g. homeworks/hw1_autoregressive/hw1.ipynb")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="whole-notebook limit in seconds (default: grading/nbgrader_config.py)")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="per-cell limit in seconds")
+    parser.add_argument("--keep", default=None, help="also write the executed notebook here")
+
+
+def main(args) -> int:
+    report = validate(args.notebook, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, keep=args.keep)
+    print(report.format())
+    if report.fatal:
+        return 2
+    return 0 if report.total == report.max_total and not report.problems else 1
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--execute":
+    raise SystemExit(_execute(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]))
