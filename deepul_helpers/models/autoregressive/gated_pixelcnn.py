@@ -101,8 +101,15 @@ class GatedPixelCNN(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
-        b, (h, w, c) = x.shape[0], self.image_shape
-        z = x.permute(0, 3, 1, 2).float() / (self.levels - 1) * 2 - 1  # (B, C, H, W)
+        return self(x.float() / (self.levels - 1) * 2 - 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) float input scaled to [-1, 1] -> (B, H, W, C, levels) logits.
+
+        Takes floats (not levels) so gradients can reach the input (receptive-field maps).
+        """
+        b, (h, w, c) = z.shape[0], self.image_shape
+        z = z.permute(0, 3, 1, 2)  # (B, C, H, W)
         v = hz = z
         for layer in self.layers:
             v, hz = layer(v, hz)  # (B, F, H, W) each

@@ -99,8 +99,15 @@ class PixelCNN(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
-        b, (h, w, c) = x.shape[0], self.image_shape
-        z = x.permute(0, 3, 1, 2).float() / (self.levels - 1) * 2 - 1  # (B, C, H, W) in [-1, 1]
+        return self(x.float() / (self.levels - 1) * 2 - 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) float input scaled to [-1, 1] -> (B, H, W, C, levels) logits.
+
+        Takes floats (not levels) so gradients can reach the input (receptive-field maps).
+        """
+        b, (h, w, c) = z.shape[0], self.image_shape
+        z = z.permute(0, 3, 1, 2)  # (B, C, H, W)
         z = F.relu(self.first(z))  # (B, F, H, W)
         for layer in self.hidden:
             z = z + F.relu(layer(z))  # (B, F, H, W)

@@ -90,12 +90,16 @@ class WaveNet(nn.Module):
         x = check_levels(x, self.levels, "WaveNet.loss")
         return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
 
+    def next_logits(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """(B, levels) logits of p(x_t | x_<t), computed from the receptive field only (equals logits(x)[:, t])."""
+        lo = max(0, t + 1 - self.receptive_field)  # output t sees shifted inputs lo..t only
+        e = self.embed(x[:, :t + 1])[:, :, lo:]  # (B, C, t+1-lo)
+        return self(e)[:, -1]
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         x = torch.zeros(int(n), self.seq_len, dtype=torch.long, device=model_device(self))
         for t in range(self.seq_len):
-            lo = max(0, t + 1 - self.receptive_field)  # output t sees shifted inputs lo..t only
-            e = self.embed(x[:, :t + 1])[:, :, lo:]  # (n, C, t+1-lo)
-            probs = F.softmax(self(e)[:, -1], dim=-1).cpu()  # (n, levels)
+            probs = F.softmax(self.next_logits(x, t), dim=-1).cpu()  # (n, levels)
             x[:, t] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(x.device)
         return x.cpu()
