@@ -1,0 +1,164 @@
+"""The gradebook shared by several grading machines: SQLite here, and a real PostgreSQL server
+when the test can start one (Debian's ``postgresql`` package; skipped with the reason otherwise).
+
+Each "machine" is a separate process holding its own connection and writing the grades of its
+shard of the class; afterwards a fresh connection must find every grade exactly as written.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing as mp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from deepul_helpers.autograde import release as rel
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE = "hw0_release_fixture"
+NOTEBOOK = "hw0"
+TESTS = {"q1_tests": 2.0, "q2_tests": 1.0}  # the fixture's auto-graded test cells and their points
+STUDENTS = [f"student{i:02d}" for i in range(12)]
+SHARDS = 3
+# nbgrader's add-submission code trips SQLAlchemy's autoflush warnings; they are harmless.
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+
+
+def expected_score(student: str, grade_id: str) -> float:
+    """A made-up but distinct score per (student, cell), so a lost or swapped row shows."""
+    i = int(student[-2:])
+    return float((i + len(grade_id) * (1 + (grade_id == "q2_tests"))) % (TESTS[grade_id] + 1))
+
+
+def _gradebook(url):
+    from nbgrader.api import Gradebook
+
+    rel.ensure_alembic_on_path()
+    return Gradebook(url, course_id=rel.course_id())
+
+
+def _write_shard(url: str, k: int, n: int) -> None:
+    """One grading machine: grade every n-th student from the k-th, one transaction per student."""
+    with _gradebook(url) as gb:
+        for student in STUDENTS[k::n]:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(FIXTURE, student)
+            for gid in TESTS:
+                grade = gb.find_grade(gid, NOTEBOOK, FIXTURE, student)
+                grade.auto_score = expected_score(student, gid)
+            gb.db.commit()
+
+
+def _grade_class_in_shards(url: str, tmp: Path) -> None:
+    # The instructor sets the gradebook up once (assignment, notebook, cells): `deepul release --db URL`.
+    rel.release([FIXTURE], source_dir=FIXTURES, release_dir=tmp / "homeworks", db_url=url)
+    ctx = mp.get_context("fork")  # each process opens its own connection, as a separate machine would
+    procs = [ctx.Process(target=_write_shard, args=(url, k, SHARDS)) for k in range(SHARDS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * SHARDS
+
+
+def _check_every_grade(url: str) -> None:
+    with _gradebook(url) as gb:
+        cells = {c.name: c.max_score for c in gb.find_notebook(NOTEBOOK, FIXTURE).grade_cells}
+        assert {k: v for k, v in cells.items() if k in TESTS} == TESTS
+        subs = gb.assignment_submissions(FIXTURE)
+        assert sorted(s.student.id for s in subs) == STUDENTS
+        for student in STUDENTS:
+            nb = gb.find_submission_notebook(NOTEBOOK, FIXTURE, student)
+            got = {g.name: g.auto_score for g in nb.grades if g.name in TESTS}
+            assert got == {gid: expected_score(student, gid) for gid in TESTS}, student
+            assert gb.find_submission(FIXTURE, student).max_score == sum(cells.values())
+
+
+def test_sharded_grading_into_one_sqlite_gradebook(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    _grade_class_in_shards(url, tmp_path)
+    _check_every_grade(url)
+
+
+# --- a throw-away PostgreSQL server -----------------------------------------------------------
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries not found (install Debian's 'postgresql' package)")
+    pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install psycopg2-binary")
+    run_as: list[str] = []
+    tmp = Path(tempfile.mkdtemp(prefix="deepul-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the unprivileged postgres account
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(tmp)
+            pytest.skip("running as root and there is no 'postgres' user to start the server as")
+        if not shutil.which("runuser"):
+            shutil.rmtree(tmp)
+            pytest.skip("running as root and 'runuser' is missing: cannot switch to the postgres user")
+        os.chown(tmp, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = tmp / "data", _free_port()
+    try:
+        subprocess.run([*run_as, initdb, "-D", str(data), "-U", "deepul", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(tmp / "server.log"), "-w", "-t", "60",
+                        "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        log = (tmp / "server.log").read_text() if (tmp / "server.log").exists() else ""
+        out = getattr(e, "stderr", b"") or b""
+        shutil.rmtree(tmp, ignore_errors=True)
+        pytest.skip(f"could not start a PostgreSQL server: {e}: {out.decode(errors='replace')[-300:]} {log[-300:]}")
+    import psycopg2
+
+    try:
+        for _ in range(50):
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=port, user="deepul", dbname="postgres")
+                break
+            except psycopg2.OperationalError:
+                time.sleep(0.2)
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE gradebook")
+        conn.close()
+        yield f"postgresql+psycopg2://deepul@127.0.0.1:{port}/gradebook"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_sharded_grading_into_one_postgresql_gradebook(postgres_url, tmp_path):
+    _grade_class_in_shards(postgres_url, tmp_path)
+    _check_every_grade(postgres_url)
+    # A grade survives a new connection and an update (regrade) replaces it in place.
+    with _gradebook(postgres_url) as gb:
+        grade = gb.find_grade("q1_tests", NOTEBOOK, FIXTURE, STUDENTS[0])
+        grade.auto_score = 2.0
+        gb.db.commit()
+    with _gradebook(postgres_url) as gb:
+        assert gb.find_grade("q1_tests", NOTEBOOK, FIXTURE, STUDENTS[0]).auto_score == 2.0
+        assert len(gb.assignment_submissions(FIXTURE)) == len(STUDENTS)
