@@ -1,0 +1,61 @@
+"""``deepul autograde ASSIGNMENT --submissions DIR``: grade a class, sandboxed, in parallel."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"deepul autograde: --shard wants K/N (e.g. 0/3), got {text!r}") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"deepul autograde: --shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("assignment", help="folder name under solutions/, e.g. hw1_autoregressive")
+    parser.add_argument("--submissions", required=True,
+                        help="DIR/<student>/<assignment>/*.ipynb (nbgrader), DIR/<student>[_*].zip or "
+                             "DIR/<student>_*.ipynb")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="submissions graded at once (default: cores, at most 4)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="wall-clock seconds for each sandboxed run of a submission (default 600)")
+    parser.add_argument("--cell-timeout", type=float, default=None, help="seconds per notebook cell (default 300)")
+    parser.add_argument("--memory-mb", type=int, default=3072, help="address-space limit per process (default 3072)")
+    parser.add_argument("--db", default=None,
+                        help="gradebook SQLAlchemy URL (default $DEEPUL_GRADEBOOK or grading/out/gradebook.db)")
+    parser.add_argument("--out", default=None, help="folder for grades.csv, feedback/, logs/ "
+                                                    "(default grading/out/ASSIGNMENT)")
+    parser.add_argument("--student", action="append", default=None, help="grade only this student (repeatable)")
+    parser.add_argument("--shard", default=None, help="K/N: grade every N-th student from the K-th (several "
+                                                      "machines sharing a PostgreSQL gradebook)")
+    parser.add_argument("--source-root", default=".", help="repository root holding solutions/ (default .)")
+    parser.add_argument("--keep", action="store_true", help="keep the sandbox folders (for debugging)")
+
+
+def main(args) -> int:
+    from deepul_helpers.autograde.grade import GradingSetupError, autograde
+
+    try:
+        results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=args.timeout,
+                            memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout, db=args.db, out=args.out,
+                            source_root=args.source_root, students=args.student,
+                            shard=_shard(args.shard) if args.shard else None, keep=args.keep)
+    except (GradingSetupError, FileNotFoundError) as e:
+        print(f"deepul autograde: {e}", file=sys.stderr)
+        return 2
+    broken = [r.student for r in results if r.status == "grader-error"]
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"graded {len(results)} submissions: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if broken:
+        print(f"deepul autograde: the grader failed on {len(broken)} submission(s) ({', '.join(broken[:10])}); "
+              "see their logs and grades.csv", file=sys.stderr)
+        return 1
+    return 0
