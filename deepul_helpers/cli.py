@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("deepul_helpers.data.cli", "list the course data sets, or draw samples of one"),
     "bench": ("deepul_helpers.bench", "run a family's benchmark and write its table (JSON and PNG)"),
     "release": ("deepul_helpers.autograde.release", "generate homeworks/ (the student release) from solutions/"),
+    "autograde": ("deepul_helpers.autograde.cli", "grade submissions in a sandbox: gradebook, feedback, grades.csv"),
     "validate": ("deepul_helpers.autograde.validate", "run a homework notebook's visible checks before submitting"),
 }
 
