@@ -3,13 +3,16 @@ checked against independent computations."""
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
+
 import numpy as np
 import pytest
 import scipy.stats
 
 from deepul_helpers import data
 from deepul_helpers.data import cli as data_cli
-from deepul_helpers.data import toy2d
+from deepul_helpers.data import grammar, signals, text, toy2d
 
 # The documented contract (CONTRIBUTING.md and the issue): dtype, one example's shape, levels,
 # train size, test size. None: depends on the Python version (text_corpus).
@@ -29,6 +32,9 @@ CONTRACT = {
     "digits": (np.uint8, (8, 8, 1), 17, 1500, 297),
     "digits_binary": (np.uint8, (8, 8, 1), 2, 1500, 297),
     "patches": (np.uint8, (8, 8, 3), 4, 6784, 1696),
+    "text_grammar": (np.int64, (64,), "vocab", 10_000, 2_000),
+    "text_corpus": (np.int64, (128,), 96, None, None),
+    "signals": (np.int64, (256,), 256, 8000, 2000),
 }
 
 
@@ -36,6 +42,8 @@ CONTRACT = {
 def test_contract_of_every_set(name):
     dtype, shape, levels, n_train, n_test = CONTRACT[name]
     inf = data.info(name)
+    if levels == "vocab":  # a text set's levels are its characters
+        levels = len(inf.vocab)
     assert inf.shape == shape and inf.levels == levels
     for split, n in (("train", n_train), ("test", n_test)):
         x = data.load(name, split=split)
@@ -250,3 +258,110 @@ def test_curve_quadrature_is_converged_and_matches_bessel_closed_form():
     quad = toy2d.CurveMixture("circles", circles, rings.sd, rings.extent)
     pts = rng.uniform(-5.5, 5.5, size=(2000, 2))
     assert np.max(np.abs(quad.log_prob(pts) - rings.log_prob(pts))) < 1e-6
+
+
+def _windows_by_enumeration(table, T):
+    """Probability of every possible first-T-characters string after a sentence start, by
+    walking all action sequences of the grammar table until T characters are written."""
+    probs = defaultdict(float)
+    stack = [(grammar.START, 1.0, "")]
+    while stack:
+        state, p, txt = stack.pop()
+        for word, q, nxt in table[state]:
+            longer = txt + grammar._token(state, word)
+            if len(longer) >= T:
+                probs[longer[:T]] += p * q
+            else:
+                stack.append((grammar.START if nxt is None else nxt, p * q, longer))
+    return probs
+
+
+def test_grammar_entropies_against_enumeration():
+    g = grammar.Grammar()
+    # the entropy rate two ways: word level (H_s / L_s) and the stationary character chain
+    assert g.entropy_rate() == pytest.approx(g.entropy_rate_from_char_chain(), rel=1e-10)
+    # exact window entropy and log_prob against the enumeration of all windows of length T
+    cid = {c: i for i, c in enumerate(g.vocab)}
+    for T in (5, 12, 20):
+        probs = _windows_by_enumeration(grammar.GRAMMAR, T)
+        p = np.array(list(probs.values()))
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert g.window_entropy(T) == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-10)
+        ids = np.array([[cid[c] for c in w] for w in probs])
+        assert np.allclose(g.log_prob(ids), np.log(p), atol=1e-10)
+    # per character, window entropies fall towards the rate as T grows
+    per_char = [g.window_entropy(T) / T for T in (16, 64, 256, 1024)]
+    assert all(a > b for a, b in zip(per_char, per_char[1:])) and per_char[-1] > g.entropy_rate()
+    assert per_char[-1] == pytest.approx(g.entropy_rate(), rel=0.01)
+
+
+def test_grammar_sentence_entropy_by_enumeration_on_a_small_grammar():
+    small = {  # words that share prefixes, loops, and two ways to end
+        "start": [("ab", 0.4, "x"), ("ac", 0.3, "y"), ("b", 0.3, "x")],
+        "x": [(grammar.END, 0.6, None), ("c", 0.4, "x")],
+        "y": [(grammar.END, 0.5, None), ("ca", 0.3, "x"), ("cb", 0.2, "y")],
+    }
+    g = grammar.Grammar(small)
+    mass = h = length = 0.0
+    stack = [("start", 1.0, 0)]
+    while stack:  # every sentence of probability >= 1e-13
+        state, p, n_chars = stack.pop()
+        for word, q, nxt in small[state]:
+            pq, n2 = p * q, n_chars + len(grammar._token(state, word))
+            if pq < 1e-13:
+                continue
+            if nxt is None:
+                mass, h, length = mass + pq, h - pq * np.log(pq), length + pq * n2
+            else:
+                stack.append((nxt, pq, n2))
+    assert mass == pytest.approx(1.0, abs=1e-9)
+    H, L = g.sentence_entropy_and_length()
+    assert H == pytest.approx(h, rel=1e-7) and L == pytest.approx(length, rel=1e-7)
+    assert g.entropy_rate() == pytest.approx(g.entropy_rate_from_char_chain(), rel=1e-10)
+    for T in (3, 9):
+        p = np.array(list(_windows_by_enumeration(small, T).values()))
+        assert g.window_entropy(T) == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-10)
+    with pytest.raises(ValueError, match="prefix"):
+        grammar.Grammar({"start": [("a", 0.5, "start"), ("ab", 0.5, None)]})
+
+
+def test_text_grammar_samples_under_the_exact_model():
+    dist = data.true_distribution("text_grammar")
+    x = np.concatenate([data.load("text_grammar"), data.load("text_grammar", "test")])
+    lp = dist.log_prob(x)
+    assert np.all(np.isfinite(lp))
+    nll = -lp / x.shape[1]  # per character
+    assert abs(nll.mean() - data.info("text_grammar").entropy) < 4 * nll.std() / np.sqrt(len(nll))
+    words = {w for acts in grammar.GRAMMAR.values() for w, _, _ in acts if w != grammar.END}
+    for s in data.decode("text_grammar", x[:200]):
+        for sentence in s.split(". ")[:-1]:  # the last piece may be cut by the window
+            assert set(sentence.split(" ")) <= words
+    bad = x[:1].copy()
+    bad[0, 0] = data.info("text_grammar").vocab.index(".")  # no sentence starts with '.'
+    assert dist.log_prob(bad)[0] == -np.inf
+    assert data.info("text_grammar").entropy == pytest.approx(dist.grammar.window_entropy(64) / 64)
+
+
+def test_text_corpus():
+    inf = data.info("text_corpus")
+    assert inf.vocab == text.CORPUS_VOCAB and not inf.seeded
+    tr, te = data.load("text_corpus"), data.load("text_corpus", "test")
+    assert len(tr) > 2000 and len(te) > 500
+    assert not {r.tobytes() for r in te} & {r.tobytes() for r in tr}  # no shared window
+    docs = text.corpus_documents()
+    assert len(docs) == len(set(docs))
+    joined = data.decode("text_corpus", tr[:50])
+    assert "".join(joined) in "\n\n".join(d for d in docs if hashlib.sha256(d.encode()).digest()[0] >= 52)
+    assert data.decode("text_corpus", tr[0]) == joined[:1]
+
+
+def test_signals_mu_law():
+    x = np.linspace(-1, 1, 10001)
+    q = signals.mu_law_encode(x)
+    assert q.min() == 0 and q.max() == 255 and np.all(np.diff(q) >= 0)
+    back = signals.mu_law_decode(q)
+    # the round trip error is at most half a level, measured in the compressed domain
+    comp = lambda v: np.sign(v) * np.log1p(255 * np.abs(v)) / np.log1p(255)
+    assert np.max(np.abs(comp(back) - comp(x))) <= 1 / 255 + 1e-12
+    s = data.load("signals", "test")
+    assert len(np.unique(s)) > 200  # the quantizer's range is used
