@@ -45,7 +45,7 @@ def run(out="out/demo", budget_s: float = 60.0, quick: bool | None = None, seed:
     hist = fit(model, train_x, test_x, epochs=30, budget_s=budget_s, lr=2e-3, batch_size=64, seed=seed,
                device=device, quick=quick)
 
-    n_samples = config.pick(16, 4, quick=quick)
+    n_samples = config.pick(16, 2, quick=quick)
     t0 = time.perf_counter()
     samples = model.sample(n_samples).numpy()
     sample_s = time.perf_counter() - t0
