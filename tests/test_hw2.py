@@ -222,7 +222,7 @@ def test_timings_must_be_the_students_own_ratios(ns):
     q = verdict.QUESTIONS[3]
     out = q.probe(ns, 1)
     full, _ = q.judge(out, 1)
-    out["t_sampling_speedup"] *= 2  # reported, not computed from the medians
+    out["t_sampling_speedup"] *= 2  # reported, not computed from the returned times
     fewer, messages = q.judge(out, 1)
     assert fewer == full - 0.25 and any("ratios" in m for m in messages)
 

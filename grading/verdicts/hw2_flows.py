@@ -608,7 +608,7 @@ def judge_q4(out, seed):
             msgs.append(f"{name}: called the conditioner {out.get(f'{name}_calls')} times for D = {Q4_DIM}; "
                         f"the algorithm needs {'one call' if calls == 1 else 'D calls'}")
     score += 0.25 if calls_ok else 0.0
-    # (b) timings: consistent with their own medians (0.25) and in the right direction (0.25)
+    # (b) timings: consistent with their own timings (0.25) and in the right direction (0.25)
     if "t_error" in out:
         msgs.append(f"q4_timings raised {out['t_error']}")
     else:
@@ -618,7 +618,7 @@ def judge_q4(out, seed):
                           and math.isclose(t["density_speedup"], t["iaf_log_prob_s"] / t["maf_log_prob_s"],
                                            rel_tol=1e-6))
             score += 0.25 if consistent else 0.0
-            msgs += [] if consistent else ["q4_timings: the speedups must be the ratios of the returned median times"]
+            msgs += [] if consistent else ["q4_timings: the speedups must be the ratios of the returned times"]
             direction = t["sampling_speedup"] > 1 and t["density_speedup"] > 1
             score += 0.25 if direction else 0.0
             msgs += [] if direction else [f"q4_timings: with D = {Q4_TIMING_DIM}, IAF must sample faster than MAF "
