@@ -47,18 +47,21 @@ def shape_masks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     dy = py[None] - centre[:, 0, None, None]  # (n, H, W)
     dx = px[None] - centre[:, 1, None, None]
     h = half[:, None, None]
-    square = (np.abs(dy) <= h) & (np.abs(dx) <= h)
-    circle = dy**2 + dx**2 <= h**2
-    triangle = (dy <= h) & (np.abs(dx) <= (dy + h) / 2)  # apex up at dy = -h, base at dy = +h
-    for k in (1, 2, 3):  # rotate about the image centre: the shape stays inside
-        sel = rot == k
-        triangle[sel] = np.rot90(triangle[sel], k=k, axes=(1, 2))
-    a, b = ends[:, 0, :, None, None], ends[:, 1, :, None, None]  # (n, 2, 1, 1)
+    masks = np.zeros((n, SIZE, SIZE), dtype=bool)
+    sel = labels == 0  # square
+    masks[sel] = (np.abs(dy[sel]) <= h[sel]) & (np.abs(dx[sel]) <= h[sel])
+    sel = labels == 1  # circle
+    masks[sel] = dy[sel] ** 2 + dx[sel] ** 2 <= h[sel] ** 2
+    for k in range(4):  # triangle, apex up at dy = -h, base at dy = +h, rotated by k quarter turns
+        sel = (labels == 2) & (rot == k)  # rotation about the image centre keeps the shape inside
+        tri = (dy[sel] <= h[sel]) & (np.abs(dx[sel]) <= (dy[sel] + h[sel]) / 2)
+        masks[sel] = np.rot90(tri, k=k, axes=(1, 2))
+    sel = labels == 3  # line segment from a to b, pixels within 0.75 of it
+    a, b = ends[sel, 0, :, None, None], ends[sel, 1, :, None, None]  # (m, 2, 1, 1)
     ab = b - a
     p = np.stack([py, px])[None]  # (1, 2, H, W)
-    t = np.clip(((p - a) * ab).sum(1) / (ab**2).sum(1), 0.0, 1.0)  # (n, H, W)
-    line = np.linalg.norm(p - (a + t[:, None] * ab), axis=1) <= 0.75
-    masks = np.choose(labels[:, None, None], [square, circle, triangle, line])
+    t = np.clip(((p - a) * ab).sum(1) / (ab**2).sum(1), 0.0, 1.0)  # (m, H, W)
+    masks[sel] = np.linalg.norm(p - (a + t[:, None] * ab), axis=1) <= 0.75
     return masks, labels.astype(np.int64)
 
 
