@@ -22,7 +22,7 @@ import pytest
 
 from deepul_helpers.autograde import release as rel
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
 NOTEBOOK = "hw0"
 TESTS = {"q1_tests": 2.0, "q2_tests": 1.0}  # the fixture's auto-graded test cells and their points
@@ -102,22 +102,28 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres_server():
+    """(URL or None, reason): a throw-away server on a free loopback port, stopped afterwards."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries not found (install Debian's 'postgresql' package)")
-    pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install psycopg2-binary")
+        yield None, "PostgreSQL server binaries not found (install Debian's 'postgresql' package)"
+        return
+    try:
+        import psycopg2
+    except ImportError:
+        yield None, "psycopg2 missing: pip install psycopg2-binary"
+        return
     run_as: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="deepul-pg-"))
     if os.geteuid() == 0:  # initdb refuses to run as root: use the unprivileged postgres account
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
+            user = None
+        if user is None or not shutil.which("runuser"):
             shutil.rmtree(tmp)
-            pytest.skip("running as root and there is no 'postgres' user to start the server as")
-        if not shutil.which("runuser"):
-            shutil.rmtree(tmp)
-            pytest.skip("running as root and 'runuser' is missing: cannot switch to the postgres user")
+            yield None, "running as root without a 'postgres' user or 'runuser': cannot start the server"
+            return
         os.chown(tmp, user.pw_uid, user.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = tmp / "data", _free_port()
@@ -127,14 +133,6 @@ def postgres_url():
         subprocess.run([*run_as, pg_ctl, "-D", str(data), "-l", str(tmp / "server.log"), "-w", "-t", "60",
                         "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
                        check=True, capture_output=True, timeout=90)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        log = (tmp / "server.log").read_text() if (tmp / "server.log").exists() else ""
-        out = getattr(e, "stderr", b"") or b""
-        shutil.rmtree(tmp, ignore_errors=True)
-        pytest.skip(f"could not start a PostgreSQL server: {e}: {out.decode(errors='replace')[-300:]} {log[-300:]}")
-    import psycopg2
-
-    try:
         for _ in range(50):
             try:
                 conn = psycopg2.connect(host="127.0.0.1", port=port, user="deepul", dbname="postgres")
@@ -144,11 +142,27 @@ def postgres_url():
         conn.autocommit = True
         conn.cursor().execute("CREATE DATABASE gradebook")
         conn.close()
-        yield f"postgresql+psycopg2://deepul@127.0.0.1:{port}/gradebook"
+    except Exception as e:
+        log = (tmp / "server.log").read_text()[-300:] if (tmp / "server.log").exists() else ""
+        err = (getattr(e, "stderr", b"") or b"").decode(errors="replace")[-300:]
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        yield None, f"could not start a PostgreSQL server: {type(e).__name__}: {e} {err} {log}"
+        return
+    try:
+        yield f"postgresql+psycopg2://deepul@127.0.0.1:{port}/gradebook", ""
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server):
+    url, reason = postgres_server
+    if url is None:
+        pytest.skip(reason)
+    return url
 
 
 def test_sharded_grading_into_one_postgresql_gradebook(postgres_url, tmp_path):
@@ -162,3 +176,20 @@ def test_sharded_grading_into_one_postgresql_gradebook(postgres_url, tmp_path):
     with _gradebook(postgres_url) as gb:
         assert gb.find_grade("q1_tests", NOTEBOOK, FIXTURE, STUDENTS[0]).auto_score == 2.0
         assert len(gb.assignment_submissions(FIXTURE)) == len(STUDENTS)
+
+
+def test_engine_grades_reference_copies_into_the_shared_gradebook(postgres_server, tmp_path):
+    """`deepul bench grading`'s measurement on the fixture course, end to end through the autograde
+    engine into the PostgreSQL gradebook (SQLite when no server could be started)."""
+    pytest.importorskip("deepul_helpers.autograde.grade", reason="the autograde engine is not there yet")
+    from deepul_helpers.bench import grading as bench
+
+    url = postgres_server[0] or f"sqlite:///{tmp_path / 'gradebook.db'}"
+    row = bench.measure(FIXTURE, 2, 2, source_root=FIXTURES.parent, db=url)
+    assert row["full_marks"] == "2/2" and row["statuses"] == "graded", row
+    assert row["wall_s"] > 0 and row["peak_rss_mb"] > 10
+    assert row["s_per_submission"] == pytest.approx(row["wall_s"] / 2)
+    with _gradebook(url) as gb:
+        for student in ("student000", "student001"):
+            nb = gb.find_submission_notebook(NOTEBOOK, FIXTURE, student)
+            assert {g.name: g.auto_score for g in nb.grades if g.name in TESTS} == TESTS

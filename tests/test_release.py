@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from deepul_helpers.autograde import release as rel
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
 STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")
 # Text that exists only inside solution regions, hidden-test regions or whole-cell solutions of the fixture.

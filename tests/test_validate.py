@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell
 from deepul_helpers.autograde import release as rel
 from deepul_helpers.autograde import validate as val
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
 
 
