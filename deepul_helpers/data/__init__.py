@@ -198,6 +198,8 @@ def decode(name: str, ids) -> list[str]:
         text_sets = ", ".join(n for n, s in _registry().items() if s.vocab is not None)
         raise ValueError(f"decode works on text sets ({text_sets}), not {name!r}")
     vocab = spec.vocab()
+    if hasattr(ids, "detach"):  # a torch tensor, on any device
+        ids = ids.detach().cpu().numpy()
     ids = np.asarray(ids)
     if ids.ndim == 1:
         ids = ids[None]

@@ -94,7 +94,7 @@ def show(name: str, out: str, split: str = "train", seed: int = 0, n: int | None
         right.set_aspect("equal")
         right.set_title(f"{len(pts)} samples (jittered within their cell)")
     else:
-        plot.density_2d(dist.log_prob, extent=dist.extent, log=True, ax=left, title="true density")
+        plot.density_2d(dist.log_prob, extent=dist.extent, log=True, ax=left, title="true density", resolution=150)
         plot.scatter_2d(pts, ax=right, title=f"{len(pts)} samples", lim=dist.extent)
         right.set_aspect("equal")
     fig.suptitle(title)
