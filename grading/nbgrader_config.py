@@ -9,9 +9,9 @@ The course directory is the repository root:
     grading/out/feedback/...                      feedback HTML
     grading/out/gradebook.db                      the default gradebook (SQLite)
 
-Plain nbgrader works on this layout too, e.g. from the repository root:
-``nbgrader generate_assignment hw1_autoregressive --config grading/nbgrader_config.py``
-(``deepul release`` does the same and also makes the output byte-for-byte reproducible).
+Plain nbgrader reads this file when run from ``grading/`` (it looks in the current folder),
+e.g. ``cd grading && nbgrader export --to ../grading/out/gradebook.csv``; ``deepul release``
+runs nbgrader's generate_assignment with it and also makes the output byte-for-byte reproducible.
 Any SQLAlchemy URL may replace the gradebook, e.g. ``postgresql://user@host/deepul``:
 set ``DEEPUL_GRADEBOOK`` or pass ``--db`` to the deepul commands.
 """
