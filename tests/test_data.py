@@ -169,6 +169,29 @@ def test_bad_input_messages():
         data.true_distribution("digits")
     with pytest.raises(ValueError, match="decode works on text sets"):
         data.decode("digits", [[0, 1]])
+    with pytest.raises(ValueError, match="must lie in the table"):
+        data.true_distribution("1d_a").log_prob(np.array([3, 20]))
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        data.true_distribution("image_density_25").log_prob(np.zeros((4, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        data.true_distribution("moons").log_prob(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="ids must lie in"):
+        data.true_distribution("text_grammar").log_prob(np.full((1, 64), 99))
+    with pytest.raises(ValueError, match="ids must be"):
+        data.decode("text_grammar", [[0, 999]])
+
+
+def test_distributions_accept_torch_tensors_and_seeds():
+    import torch
+
+    pts = data.load("moons", "test")[:5]
+    dist = data.true_distribution("moons")
+    assert np.allclose(dist.log_prob(torch.from_numpy(pts)), dist.log_prob(pts))
+    ids = data.load("text_grammar", "test")[:3]
+    assert data.decode("text_grammar", torch.from_numpy(ids)) == data.decode("text_grammar", ids)
+    for name in ("1d_b", "rings", "text_grammar"):
+        d = data.true_distribution(name)
+        assert np.array_equal(d.sample(7, 5), d.sample(7, np.random.default_rng(5)))
 
 
 def test_cli_list_and_show(tmp_path, capsys):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Spec, array_sha256
+from ._common import Spec, array_sha256, to_numpy
 
 RECORDED_PATH = Path(__file__).with_name("recorded.json")
 _MODULES = ("discrete", "toy2d", "images", "text", "signals")
@@ -198,9 +198,7 @@ def decode(name: str, ids) -> list[str]:
         text_sets = ", ".join(n for n, s in _registry().items() if s.vocab is not None)
         raise ValueError(f"decode works on text sets ({text_sets}), not {name!r}")
     vocab = spec.vocab()
-    if hasattr(ids, "detach"):  # a torch tensor, on any device
-        ids = ids.detach().cpu().numpy()
-    ids = np.asarray(ids)
+    ids = to_numpy(ids)
     if ids.ndim == 1:
         ids = ids[None]
     if ids.ndim != 2 or ids.size and (ids.min() < 0 or ids.max() >= len(vocab)):

@@ -40,6 +40,22 @@ def rng_for(name: str, seed: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode()), stream]))
 
 
+def as_rng(rng_or_seed) -> np.random.Generator:
+    """A numpy Generator from a Generator or a non-negative integer seed."""
+    if isinstance(rng_or_seed, np.random.Generator):
+        return rng_or_seed
+    if isinstance(rng_or_seed, bool) or not isinstance(rng_or_seed, (int, np.integer)) or rng_or_seed < 0:
+        raise TypeError(f"rng must be a numpy Generator or a non-negative integer seed, got {rng_or_seed!r}")
+    return np.random.default_rng(int(rng_or_seed))
+
+
+def to_numpy(x) -> np.ndarray:
+    """numpy view of an array-like or a torch tensor (on any device)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def array_sha256(*arrays: np.ndarray) -> str:
     """sha256 over dtype, shape and bytes of each array (a change of any of them shows)."""
     h = hashlib.sha256()
@@ -76,18 +92,20 @@ class DiscreteDistribution:
 
     def log_prob(self, x) -> np.ndarray:
         """Log-probability (nats) of each value: ``x`` is ``(N,)`` for 1D, ``(N, 2)`` for 2D."""
-        x = np.asarray(x)
-        if self.ndim == 1:
-            idx = (x,)
-        else:
-            if x.ndim != 2 or x.shape[1] != 2:
-                raise ValueError(f"x must have shape (N, 2) (row, col), got {x.shape}")
-            idx = (x[:, 0], x[:, 1])
+        x = to_numpy(x)
+        if not np.issubdtype(x.dtype, np.integer):
+            raise TypeError(f"x must hold integer values, got dtype {x.dtype}")
+        if self.ndim == 2 and (x.ndim != 2 or x.shape[1] != 2):
+            raise ValueError(f"x must have shape (N, 2) (row, col), got {x.shape}")
+        cols = x.reshape(-1, self.ndim)  # (N, ndim)
+        if cols.size and (cols.min() < 0 or np.any(cols.max(axis=0) >= self.probs.shape)):
+            raise ValueError(f"values of x must lie in the table, shape {self.probs.shape}")
         with np.errstate(divide="ignore"):
-            return np.log(self.probs[idx])
+            return np.log(self.probs[tuple(cols.T)]).reshape(x.shape[: x.ndim - (self.ndim - 1)])
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        flat = rng.choice(self.probs.size, size=n, p=self.probs.ravel())
+    def sample(self, n: int, rng) -> np.ndarray:
+        """n samples; ``rng`` is a numpy Generator or an integer seed."""
+        flat = as_rng(rng).choice(self.probs.size, size=n, p=self.probs.ravel())
         if self.ndim == 1:
             return flat.astype(np.int64)
         return np.stack(np.unravel_index(flat, self.probs.shape), axis=1).astype(np.int64)

@@ -169,6 +169,8 @@ class Grammar:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.ndim != 2:
             raise ValueError(f"ids must have shape (N, T), got {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab)):
+            raise ValueError(f"ids must lie in 0..{len(self.vocab) - 1}")
         node = np.full(len(ids), self.start_node)
         total = np.zeros(len(ids))
         for t in range(ids.shape[1]):

@@ -29,7 +29,7 @@ from functools import cache
 
 import numpy as np
 
-from ._common import Spec, rng_for
+from ._common import Spec, as_rng, rng_for, to_numpy
 from .grammar import Grammar
 
 GRAMMAR_T = 64
@@ -73,10 +73,11 @@ class GrammarDistribution:
 
     def log_prob(self, ids) -> np.ndarray:
         """Exact log-probability (nats) of each window ``(N, T)``."""
-        return self.grammar.log_prob(ids)
+        return self.grammar.log_prob(to_numpy(ids))
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.grammar.sample(n, self.T, rng)
+    def sample(self, n: int, rng) -> np.ndarray:
+        """n windows (n, T) int64; ``rng`` is a numpy Generator or an integer seed."""
+        return self.grammar.sample(n, self.T, as_rng(rng))
 
 
 def _grammar_generate(seed):

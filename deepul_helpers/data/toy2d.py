@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import i0e, logsumexp
 
-from ._common import Spec, rng_for
+from ._common import Spec, as_rng, rng_for, to_numpy
 
 MC_SAMPLES = 400_000
 MC_SEED = 20261124
@@ -50,7 +50,11 @@ class Continuous2D:
     def log_prob(self, x) -> np.ndarray:
         raise NotImplementedError
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, rng) -> np.ndarray:
+        """n float64 samples (n, 2); ``rng`` is a numpy Generator or an integer seed."""
+        return self._sample(n, as_rng(rng))
+
+    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
     def exact_entropy(self) -> float | None:
@@ -82,7 +86,7 @@ class Continuous2D:
 
 
 def _as_points(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    x = to_numpy(x).astype(np.float64)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"x must have shape (N, 2), got {x.shape}")
     return x
@@ -100,7 +104,7 @@ class GaussianMixture2D(Continuous2D):
         log_n = -d2 / (2 * self.sd**2) - _LOG_2PI - 2 * np.log(self.sd)
         return logsumexp(log_n, axis=1) - np.log(len(self.means))
 
-    def sample(self, n, rng):
+    def _sample(self, n, rng):
         k = rng.integers(0, len(self.means), size=n)
         return self.means[k] + self.sd * rng.standard_normal((n, 2))
 
@@ -117,7 +121,7 @@ class Checkerboard(Continuous2D):
         dark = (cell.sum(1) % 2) == 0
         return np.where(inside & dark, -np.log(32.0), -np.inf)
 
-    def sample(self, n, rng):
+    def _sample(self, n, rng):
         i = rng.integers(0, 4, size=n)
         j = (2 * rng.integers(0, 2, size=n) + (i % 2)) % 4  # same parity as i
         return np.stack([i, j], 1) * 2.0 - 4.0 + 2.0 * rng.random((n, 2))
@@ -160,7 +164,7 @@ class CurveMixture(Continuous2D):
             out[i : i + chunk] = m + np.log(np.exp(e - m[:, None]).sum(1)) - (xb**2).sum(1) / (2 * s2)
         return out - _LOG_2PI - np.log(s2)
 
-    def sample(self, n, rng):
+    def _sample(self, n, rng):
         weights = np.array([c[0] for c in self.curves])
         k = rng.choice(len(self.curves), size=n, p=weights / weights.sum())
         out = np.empty((n, 2))
@@ -187,7 +191,7 @@ class Rings(Continuous2D):
         log_k = np.log(self.weights) - (rho - self.radii) ** 2 / (2 * s2) + np.log(i0e(rho * self.radii / s2))
         return logsumexp(log_k, axis=1) - _LOG_2PI - np.log(s2)
 
-    def sample(self, n, rng):
+    def _sample(self, n, rng):
         r = self.radii[rng.choice(len(self.radii), size=n, p=self.weights)]
         phi = rng.uniform(0, 2 * np.pi, size=n)
         return np.stack([r * np.cos(phi), r * np.sin(phi)], 1) + self.sd * rng.standard_normal((n, 2))
