@@ -86,6 +86,11 @@ def test_leak_checker_catches_a_leaked_hidden_test():
     problems = rel.leak_problems(src, leaked, "\n".join(STUB_LINES), "YOUR ANSWER HERE")
     assert any("HIDDEN TESTS region reached the release" in p for p in problems), problems
     assert any("lacks the placeholder" in p for p in problems), problems
+    # A whole-cell solution (no delimiters) that reached the release is caught too.
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in leaked.cells}
+    cells["q2_solution"].source += "\n# YOUR CODE HERE\nraise NotImplementedError()"
+    problems = rel.leak_problems(src, leaked, "\n".join(STUB_LINES), "YOUR ANSWER HERE")
+    assert any("SOLUTION cell region reached the release" in p and "square" in p for p in problems), problems
 
 
 def test_solution_region_outside_a_solution_cell_is_refused(tmp_path):

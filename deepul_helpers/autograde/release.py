@@ -11,6 +11,7 @@ folder and reports committed releases that are stale.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 import shutil
@@ -126,10 +127,14 @@ def leak_problems(source_nb, release_nb, code_stub: str, text_stub: str) -> list
         for d in DELIMITERS:
             if d in text:
                 problems.append(f"cell {i} still contains the delimiter {d!r}")
+    # Secrets: delimited regions, and whole solution cells written without delimiters.
+    whole = [c.source for c in source_nb.cells
+             if c.metadata.get("nbgrader", {}).get("solution") and not regions(c.source)]
     all_source = "\n".join(c.source for c in source_nb.cells)
-    outside = _REGION.sub("", all_source)
+    outside = _REGION.sub("", "\n".join(c.source for c in source_nb.cells if c.source not in whole))
     all_released = "\n".join(released)
-    for kind, body in regions(all_source):
+    secrets = regions(all_source) + [("SOLUTION cell", w) for w in whole]
+    for kind, body in secrets:
         body = body.strip()
         if body and body in all_released and body not in outside:
             problems.append(f"the text of a {kind} region reached the release: {body[:60]!r}...")
@@ -213,6 +218,24 @@ def generate(assignment: str, source_dir: str | Path = SOURCE_DIR, db_url: str |
         return _generate(assignment, Path(source_dir), Path(tmp), db_url)
 
 
+_CHECK_CACHE: dict[tuple[str, str], dict[str, bytes]] = {}
+
+
+def _source_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _generated_for_check(name: str, source_dir: Path) -> dict[str, bytes]:
+    """``generate`` once per source content in this process (``check`` may run often, e.g. in tests)."""
+    key = (str((source_dir / name).resolve()), _source_digest(source_dir / name))
+    if key not in _CHECK_CACHE:
+        _CHECK_CACHE[key] = generate(name, source_dir)
+    return _CHECK_CACHE[key]
+
+
 def release(names=None, *, source_dir: str | Path = SOURCE_DIR, release_dir: str | Path = RELEASE_DIR,
             db_url: str | None = None) -> list[Released]:
     """Generate ``release_dir/<assignment>/`` from ``source_dir/<assignment>/`` for each name (default all).
@@ -246,7 +269,7 @@ def check(names=None, *, source_dir: str | Path = SOURCE_DIR,
     source_dir, release_dir = Path(source_dir), Path(release_dir)
     problems = []
     for name in _resolve(names, source_dir):
-        files = generate(name, source_dir)
+        files = _generated_for_check(name, source_dir)
         for rel, data in files.items():
             target = release_dir / name / rel
             if not target.exists():
