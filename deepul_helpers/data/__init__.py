@@ -107,10 +107,14 @@ def _check_split(split) -> str:
     return split
 
 
-@lru_cache(maxsize=16)
 def _generated(name: str, seed: int) -> dict:
-    spec = _spec(name)
-    arrays = spec.generate(seed if spec.seeded else 0)
+    """The arrays of ``name`` for ``seed`` (read-only, cached; a fixed set ignores the seed)."""
+    return _generated_cached(name, seed if _spec(name).seeded else 0)
+
+
+@lru_cache(maxsize=16)
+def _generated_cached(name: str, seed: int) -> dict:
+    arrays = _spec(name).generate(seed)
     for a in arrays.values():
         a.setflags(write=False)
     return arrays
