@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from deepul_helpers.autograde import release as rel
 from deepul_helpers.autograde import validate as val
@@ -59,7 +59,10 @@ def test_partial_answer_tampering_deletion_and_a_crashing_cell(homeworks, tmp_pa
         _cell(nb, "q2_solution").source = "def square(x):\n    return x + 1"  # wrong
         _cell(nb, "q2_tests").source = "pass"  # an attempt to pass q2 by editing its test
         nb.cells.insert(3, new_code_cell("1 / 0"))
-        nb.cells.remove(_cell(nb, "parameters"))  # deleted: reported; and q1's helper name kept
+        nb.cells.remove(_cell(nb, "parameters"))  # deleted: reported
+        q1 = _cell(nb, "q1_tests")
+        nb.cells.append(nbformat.from_dict(dict(q1, id="dup")))  # a duplicated test cell counts once
+        nb.cells[nb.cells.index(q1)] = new_markdown_cell(q1.source, metadata=q1.metadata)  # turned to markdown
     report = val.validate(_student_copy(homeworks, tmp_path, edit), release_dir=homeworks, timeout_s=120)
     checks = _by_id(report)
     assert checks["q1_tests"].points == 2 and checks["q1_tests"].status == "passed"
@@ -69,6 +72,8 @@ def test_partial_answer_tampering_deletion_and_a_crashing_cell(homeworks, tmp_pa
     assert "changed the locked cell 'q2_tests'" in text
     assert "cell 3 ('1 / 0') raised ZeroDivisionError" in text
     assert "no cell is tagged 'parameters'" in text
+    assert "test cell 'q1_tests' appears more than once" in text
+    assert "changed the locked cell 'q1_tests'" in text
 
 
 def test_full_solution_passes_and_cli_exit_code(homeworks, tmp_path, capsys):

@@ -13,6 +13,7 @@ The grade itself is decided by hidden tests; these visible checks are feedback o
 from __future__ import annotations
 
 import ast
+import copy
 import os
 import signal
 import subprocess
@@ -97,7 +98,7 @@ def _restore_locked_cells(nb, release_nb, report: Report) -> None:
     """Run the release's locked / test cells in place of the student's copies (as the grader does)."""
     released = {_meta(c).get("grade_id"): c for c in release_nb.cells if _meta(c).get("grade_id")}
     present = set()
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
         gid = _meta(cell).get("grade_id")
         ref = released.get(gid)
         if ref is None:
@@ -107,11 +108,10 @@ def _restore_locked_cells(nb, release_nb, report: Report) -> None:
             if cell.source != ref.source or cell.cell_type != ref.cell_type:
                 report.problems.append(f"you changed the locked cell {gid!r}; its released version was run "
                                        "instead (the grader does the same)")
-            cell.source, cell.cell_type = ref.source, ref.cell_type
-            cell.metadata["nbgrader"] = dict(_meta(ref))
-            if cell.cell_type == "code":
-                cell.setdefault("outputs", [])
-                cell.setdefault("execution_count", None)
+            make = nbformat.v4.new_code_cell if ref.cell_type == "code" else nbformat.v4.new_markdown_cell
+            fresh = make(ref.source, metadata=copy.deepcopy(dict(ref.metadata)))
+            fresh["id"] = cell.get("id") or ref.get("id")
+            nb.cells[i] = fresh
     for gid, ref in released.items():
         if gid not in present and (_meta(ref).get("grade") or _meta(ref).get("solution")):
             report.problems.append(f"cell {gid!r} of the release is missing (deleted, or its nbgrader "
@@ -218,8 +218,13 @@ _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 def _score(executed, report: Report, cell_timeout_s: int) -> None:
     own = [c for c in executed.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
+    counted = {c.grade_id for c in report.checks}
     for i, cell in enumerate(own, start=1):
         meta = _meta(cell)
+        if meta.get("grade") and meta.get("grade_id") in counted:
+            report.problems.append(f"test cell {meta['grade_id']!r} appears more than once; it counts once")
+            continue
+        counted.add(meta.get("grade_id"))
         err = _error_of(cell) if cell.cell_type == "code" else None
         if err is not None and err[0] in ("KeyboardInterrupt", "CellTimeoutError"):
             err = ("CellTimeoutError", f"ran longer than the per-cell limit of {cell_timeout_s} s")
