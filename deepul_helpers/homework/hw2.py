@@ -1,7 +1,7 @@
 """Runners for homework 2 (normalizing flows).
 
 Each ``run_qK`` loads the data, calls the student's function, draws the plots (shown in the
-notebook and saved under ``out/hw2/`` of the working directory, or ``out_dir``), prints the final
+notebook and saved under ``out/hw2/``, see ``_out_dir``), prints the final
 test loss next to the expected one, and returns what the function returned.
 
 ``make_conditioner`` builds the autoregressive conditioner question 4 times MAF and IAF with.
@@ -13,6 +13,7 @@ implementation of what a question asks for.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,15 @@ Q3_DATA = "digits"
 
 
 def _out_dir(out_dir) -> Path:
-    path = Path(out_dir) if out_dir is not None else Path.cwd() / "out" / "hw2"
+    """Where the plots go (as in homework 1): ``out_dir`` if given, else ``$DEEPUL_OUT/hw2``, else
+    ``out/hw2`` of the course repository when the package is used from it, else ``~/deepul_out/hw2``."""
+    if out_dir is not None:
+        path = Path(out_dir)
+    elif os.environ.get("DEEPUL_OUT"):
+        path = Path(os.environ["DEEPUL_OUT"]) / "hw2"
+    else:
+        root = Path(__file__).resolve().parents[2]
+        path = (root / "out" if (root / "homeworks").is_dir() else Path.home() / "deepul_out") / "hw2"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
