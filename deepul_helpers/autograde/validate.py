@@ -219,6 +219,7 @@ _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 def _score(executed, report: Report, cell_timeout_s: int) -> None:
     own = [c for c in executed.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
     counted = {c.grade_id for c in report.checks}
+    unanswered = False  # an earlier cell raised NotImplementedError (a placeholder left in)
     for i, cell in enumerate(own, start=1):
         meta = _meta(cell)
         if meta.get("grade") and meta.get("grade_id") in counted:
@@ -226,6 +227,8 @@ def _score(executed, report: Report, cell_timeout_s: int) -> None:
             continue
         counted.add(meta.get("grade_id"))
         err = _error_of(cell) if cell.cell_type == "code" else None
+        if err is not None and err[0] == "NotImplementedError" and not meta.get("grade"):
+            unanswered = True
         if err is not None and err[0] in ("KeyboardInterrupt", "CellTimeoutError"):
             err = ("CellTimeoutError", f"ran longer than the per-cell limit of {cell_timeout_s} s")
         if meta.get("grade"):
@@ -239,6 +242,9 @@ def _score(executed, report: Report, cell_timeout_s: int) -> None:
             elif err[0] == "NotImplementedError":
                 report.checks.append(Check(gid, 0.0, pts, "not answered", "a function still raises "
                                            "NotImplementedError"))
+            elif err[0] == "NameError" and unanswered:
+                report.checks.append(Check(gid, 0.0, pts, "not answered", f"{err[1]}: an earlier cell still "
+                                           "raises NotImplementedError"))
             elif err[0] == "NameError":
                 report.checks.append(Check(gid, 0.0, pts, "failed", f"missing: {err[1]}"))
             else:
