@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import nbformat
@@ -73,7 +74,9 @@ class SourceNotebook:
 def read_submission(data: bytes) -> nbformat.NotebookNode:
     """Parse a submitted notebook; raises ValueError with a student-readable reason."""
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate cell ids and the like are corrected, not fatal
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except UnicodeDecodeError as e:
         raise ValueError("the notebook is not UTF-8 text") from e
     except Exception as e:  # nbformat raises several kinds for broken JSON

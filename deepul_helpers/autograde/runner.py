@@ -189,10 +189,7 @@ def run_verdict(spec: dict, verdict_source: str, workdir: str) -> None:
     sys.modules["deepul_verdict"] = verdict
     exec(compile(verdict_source, "<verdict>", "exec"), verdict.__dict__)
     questions = {q.grade_id: q for q in verdict.QUESTIONS}
-    # Modules the setup loaded must be imported afresh (and so seen) if student code wants them.
-    for name in list(sys.modules):
-        if any(name == m or name.startswith(m + ".") for m in modules):
-            del sys.modules[name]
+    _forget(modules)
     os.write(fd, b"S\n")  # from here on, every forbidden import counts against the student
     compiled = []
     for label, src in spec["cells"]:
@@ -218,6 +215,19 @@ def run_verdict(spec: dict, verdict_source: str, workdir: str) -> None:
             results[gid] = _run_probe(questions[gid].probe, ns, spec["seed"], gid, q["timeout_s"], workdir)
         json_write(f"{workdir}/probe/results.json", results)
     os.write(fd, b"E\n")  # the grader treats a stream without this last line as tampered with
+
+
+def _forget(modules: list[str]) -> None:
+    """Drop the forbidden modules (and the packages between them and their top-level package,
+    which may re-export them) from ``sys.modules``, so that student code reaching for them goes
+    through an import again, which the audit hook sees."""
+    parents = {".".join(m.split(".")[:i]) for m in modules for i in range(2, len(m.split(".")))}
+    for name in sorted(sys.modules, reverse=True):
+        if name in parents or any(name == m or name.startswith(m + ".") for m in modules):
+            mod = sys.modules.pop(name)
+            parent, _, child = name.rpartition(".")
+            if parent in sys.modules and getattr(sys.modules[parent], child, None) is mod:
+                delattr(sys.modules[parent], child)
 
 
 def _error_name(e: BaseException) -> str:

@@ -1,0 +1,195 @@
+"""The grader's parts: reading solution cells, the feedback notebook, plain-data transport,
+collecting submissions, and the sandbox's walls (checked from inside it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from deepul_helpers.autograde import cells as nbcells
+from deepul_helpers.autograde import sandbox, transport
+from deepul_helpers.autograde.collect import collect, pick_notebook
+
+SOURCE = Path(__file__).parent / "fixtures" / "hw0_demo" / "solutions" / "hw0_demo" / "hw0.ipynb"
+
+
+def test_filter_cell_keeps_definitions_and_drops_everything_else():
+    src = "%matplotlib inline\nimport numpy as np\nX = 3\nfor i in range(10**9):\n    pass\n" \
+          "def f(x):\n    return x\nprint(f(2))\nclass A:\n    pass\n"
+    code, msgs = nbcells.filter_cell(src)
+    ns: dict = {}
+    exec(code, ns)
+    assert {"np", "X", "f", "A"} <= set(ns) and "i" not in ns
+    assert any("magic" in m for m in msgs) and any("For" in m and "Expr" in m for m in msgs)
+    assert nbcells.filter_cell("def f(:\n")[0] is None
+
+
+def test_static_import_scan_sees_every_spelling():
+    src = ("import scipy.special as sp\nfrom scipy import special\nm = __import__('os.path')\n"
+           "import importlib\nn = importlib.import_module('deepul_helpers.models')\n")
+    mods = nbcells.imported_modules(src)
+    assert {"scipy.special", "scipy", "os.path", "deepul_helpers.models"} <= mods
+    assert nbcells.module_matches("scipy.special._x", "scipy.special")
+    assert not nbcells.module_matches("scipy.specialty", "scipy.special")
+
+
+def test_solution_code_falls_back_to_cells_defining_the_required_names():
+    nb = nbformat.read(SOURCE, as_version=4)
+    source = nbcells.SourceNotebook.read(SOURCE)
+    for c in nb.cells:  # strip every solution cell's metadata
+        if nbcells.nbgrader_meta(c).get("solution"):
+            c.metadata = {}
+    code = nbcells.solution_code(nb, source, {"softmax", "fit_bernoulli", "bernoulli_nll"})
+    ns: dict = {"np": np}
+    for _, src in code.cells:
+        exec(src, ns)
+    assert callable(ns["softmax"]) and callable(ns["bernoulli_nll"])
+    assert any("without its solution metadata" in m for m in code.messages)
+
+
+def test_feedback_notebook_restores_tests_without_hidden_parts():
+    src_nb = nbformat.read(SOURCE, as_version=4)
+    source = nbcells.SourceNotebook.read(SOURCE)
+    assert source.tests == {"q1_tests": 2.0, "q2_tests": 3.0}
+    nb = nbformat.from_dict(src_nb)
+    t1 = next(c for c in nb.cells if nbcells.grade_id(c) == "q1_tests")
+    t1.source = "pass  # edited"
+    nb.cells = [c for c in nb.cells if nbcells.grade_id(c) != "q2_tests"]
+    nb.cells.append(nbformat.from_dict(dict(t1)))  # a duplicate
+    fb, msgs = nbcells.feedback_notebook(nb, source)
+    tests = [c for c in fb.cells if nbcells.grade_id(c) in source.tests]
+    assert [nbcells.grade_id(c) for c in tests] == ["q1_tests", "q2_tests"]
+    assert all("HIDDEN" not in c.source and "assert" in c.source for c in tests)
+    assert any("duplicate" in m for m in msgs) and any("missing" in m for m in msgs)
+    injected = [c for c in fb.cells if "injected-parameters" in c.metadata.tags]
+    assert len(injected) == 1 and "quick = True" in injected[0].source
+
+
+def test_transport_round_trip_and_rejections(tmp_path):
+    value = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [1, 2.5, "x", True, None],
+             "c": {"d": np.array([True, False])}, "nan": float("nan")}
+    transport.dump(value, tmp_path, "q")
+    back = transport.load(tmp_path, "q")
+    assert back["a"].dtype == np.float32 and np.array_equal(back["a"], value["a"])
+    assert back["b"] == [1, 2.5, "x", True, None] and np.isnan(back["nan"])
+    for bad in (np.array([object()]), {"k": object()}, {1: 2}, {"__ndarray__": "a0"}):
+        with pytest.raises(transport.TransportError):
+            transport.dump(bad, tmp_path, "bad")
+    # A forged npz holding a pickled object array is refused by the reader.
+    np.save(tmp_path / "evil.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp_path / "f.npz", "w") as z:
+        z.write(tmp_path / "evil.npy", "a0.npy")
+    (tmp_path / "f.json").write_text('{"value": {"__ndarray__": "a0"}, "arrays": ["a0"]}')
+    with pytest.raises(transport.TransportError):
+        transport.load(tmp_path, "f")
+    (tmp_path / "g.json").write_text('{"value": {"__class__": 1}, "arrays": []}')
+    with pytest.raises(transport.TransportError):
+        transport.load(tmp_path, "g")
+
+
+def test_collect_reads_every_layout_and_follows_no_link(tmp_path):
+    nb = nbformat.writes(nbformat.read(SOURCE, as_version=4)).encode()
+    (tmp_path / "ann" / "hw0_demo").mkdir(parents=True)
+    (tmp_path / "ann" / "hw0_demo" / "hw0.ipynb").write_bytes(nb)
+    (tmp_path / "ann" / "hw0_demo" / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC")
+    with zipfile.ZipFile(tmp_path / "ben_hw0.zip", "w") as z:
+        z.writestr("../../etc/hw0.ipynb", nb)
+        z.writestr("notes.txt", "hi")
+    (tmp_path / "cat_hw0.ipynb").write_bytes(nb)
+    (tmp_path / "dan").symlink_to(tmp_path / "ann")
+    subs = {s.student: s for s in collect(tmp_path, "hw0_demo")}
+    assert sorted(subs) == ["ann", "ben", "cat"]
+    assert subs["ann"].timestamp.year == 2026
+    assert "hw0.ipynb" in subs["ben"].notebooks and any("notes.txt" in n for n in subs["ben"].notes)
+    name, data, msgs = pick_notebook(subs["cat"], "hw0.ipynb", {"q1_tests"})
+    assert name == "hw0.ipynb" and data == nb and not msgs
+
+
+PROBE = '''
+import os, socket, resource
+from deepul_helpers.autograde.verdict import Question
+HIDDEN_SEED = 1
+
+def _try(fn):
+    try:
+        fn()
+        return True
+    except Exception:
+        return False
+
+def probe(ns, seed):
+    port = {port}
+    return {{
+        "uid": os.getuid(),
+        "read_secret": _try(lambda: open({secret!r}).read()),
+        "write_gradebook": _try(lambda: open({gradebook!r}, "a").write("x")),
+        "read_other": _try(lambda: open({other!r}).read()),
+        "tmp": sorted(os.listdir("/tmp")),
+        "network": _try(lambda: socket.create_connection(("127.0.0.1", port), timeout=2)),
+        "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
+        "as_limit": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "write_own": _try(lambda: open("probe/own.txt", "w").write("ok")),
+    }}
+
+QUESTIONS = [Question(grade_id="q", points=1, requires=(), probe=probe, judge=None, timeout_s=30)]
+'''
+
+
+@pytest.mark.grading
+def test_sandbox_walls_seen_from_inside(tmp_path):
+    caps = sandbox.capabilities()
+    if not (caps.namespaces and caps.switch_user):
+        pytest.skip("needs root and unshare: " + "; ".join(caps.warnings))
+    # Outside /tmp and readable (even writable) by everyone: only the sandbox's mounts protect them.
+    outside = Path(tempfile.mkdtemp(prefix="deepul-test-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
+    os.chmod(outside, 0o755)
+    secret_dir = outside / "solutions"
+    secret_dir.mkdir(mode=0o755)
+    (secret_dir / "hw.ipynb").write_text("solution")
+    os.chmod(secret_dir / "hw.ipynb", 0o644)
+    gradebook = outside / "gb" / "gradebook.db"
+    gradebook.parent.mkdir(mode=0o777)
+    gradebook.write_text("db")
+    os.chmod(gradebook, 0o666)
+    other = Path("/tmp") / f"deepul-test-other-{os.getpid()}.txt"
+    other.write_text("another student's notebook")
+    os.chmod(other, 0o644)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    verdict = outside / "verdicts" / "v.py"
+    verdict.parent.mkdir()
+    verdict.write_text(PROBE.format(port=listener.getsockname()[1], secret=str(secret_dir / "hw.ipynb"),
+                                    gradebook=str(gradebook), other=str(other)))
+    box = Path(tempfile.mkdtemp(prefix="deepul-test-box-"))
+    try:
+        work, control = box / "work", box / "control"
+        work.mkdir()
+        control.mkdir(mode=0o700)
+        uid = sandbox.UID_BASE + sandbox.run_offset()
+        sandbox.prepare_workdir(work, uid)
+        spec = {"mode": "verdict", "workdir": str(work), "uid": uid, "expose": sandbox.runtime_paths(),
+                "hide": [str(secret_dir), str(gradebook.parent), str(verdict.parent)], "hide_tmp": True,
+                "verdict_path": str(verdict), "seed": 1, "setup_source": "", "parameters": {}, "cells": [],
+                "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": 30}]}
+        run = sandbox.run(spec, control, sandbox.Limits(timeout_s=60, memory_mb=2048), event_pipe=True)
+        assert run.returncode == 0, run.output
+        seen = transport.load(work / "probe", "q")
+        assert gradebook.read_text() == "db" and (secret_dir / "hw.ipynb").read_text() == "solution"
+    finally:
+        listener.close()
+        other.unlink()
+        shutil.rmtree(box, ignore_errors=True)
+        shutil.rmtree(outside, ignore_errors=True)
+    assert seen["uid"] == uid and seen["uid"] != 0
+    assert not seen["read_secret"] and not seen["write_gradebook"] and not seen["read_other"]
+    assert seen["tmp"] == ["sandbox"] and not seen["network"] and seen["write_own"]
+    assert seen["pids"] < 10 and seen["as_limit"] == 2048 * 2**20
