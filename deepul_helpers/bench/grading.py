@@ -59,7 +59,7 @@ def measure(assignment: str, n: int, workers: int, *, source_root: str | Path = 
         "wall_s": wall,
         "s_per_submission": wall / n,
         "median_student_s": per_student[len(per_student) // 2] if per_student else None,
-        "peak_rss_mb": peak_kb / 1024.0,
+        "peak_rss_mb_largest_process": peak_kb / 1024.0,
         "full_marks": f"{sum(r.total == r.max_total and r.max_total > 0 for r in results)}/{n}",
         "statuses": ",".join(sorted({r.status for r in results})),
     }
