@@ -29,7 +29,8 @@ TESTS = {"q1_tests": 2.0, "q2_tests": 1.0}  # the fixture's auto-graded test cel
 STUDENTS = [f"student{i:02d}" for i in range(12)]
 SHARDS = 3
 # nbgrader's add-submission code trips SQLAlchemy's autoflush warnings; they are harmless.
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+              pytest.mark.xdist_group("gradebook")]  # one server per run
 
 
 def expected_score(student: str, grade_id: str) -> float:

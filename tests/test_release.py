@@ -14,6 +14,7 @@ from deepul_helpers.autograde import release as rel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
+pytestmark = pytest.mark.xdist_group("release")  # the module fixture releases once
 STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")
 # Text that exists only inside solution regions, hidden-test regions or whole-cell solutions of the fixture.
 SECRETS = ("doubled_by_the_reference", "hidden_q1_marker", "square_solution_marker", "x + x")

@@ -14,6 +14,7 @@ from deepul_helpers.autograde import validate as val
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
+pytestmark = pytest.mark.xdist_group("validate")  # the module fixture releases once
 
 
 @pytest.fixture(scope="module")
