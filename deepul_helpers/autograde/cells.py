@@ -221,6 +221,12 @@ def solution_code(nb, source: SourceNotebook, required: set[str]) -> StudentCode
 # ----------------------------------------------------------------------------- feedback notebook
 
 
+def _same(a: str, b: str) -> bool:
+    """Equal up to trailing whitespace (nbgrader's release trims test cells differently)."""
+    norm = lambda t: "\n".join(line.rstrip() for line in t.strip().splitlines())
+    return norm(a) == norm(b)
+
+
 def feedback_notebook(nb, source: SourceNotebook) -> tuple[nbformat.NotebookNode, list[str]]:
     """The notebook executed for feedback: the student's cells with every locked cell (parameters,
     setup, tests) replaced by its released version (hidden tests stripped), deleted ones put back,
@@ -234,7 +240,8 @@ def feedback_notebook(nb, source: SourceNotebook) -> tuple[nbformat.NotebookNode
                 messages.append(f"duplicate of locked cell {gid} removed")
                 continue
             seen.add(gid)
-            if cell.get("cell_type") != source.locked[gid].cell_type or cell.source != source.locked[gid].source:
+            original = source.locked[gid]
+            if cell.get("cell_type") != original.cell_type or not _same(cell.source, original.source):
                 if gid in source.tests:
                     messages.append(f"test cell {gid} was changed; the original was restored")
             cell = copy.deepcopy(source.locked[gid])

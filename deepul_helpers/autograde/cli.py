@@ -35,6 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shard", default=None, help="K/N: grade every N-th student from the K-th (several "
                                                       "machines sharing a PostgreSQL gradebook)")
     parser.add_argument("--source-root", default=".", help="repository root holding solutions/ (default .)")
+    parser.add_argument("--no-notebook", action="store_true",
+                        help="verdict only: skip executing the whole notebook (no executed notebook in the "
+                             "feedback, no review of in-notebook claims); same grades, much faster")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folders (for debugging)")
 
 
@@ -45,7 +48,8 @@ def main(args) -> int:
         results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=args.timeout,
                             memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout, db=args.db, out=args.out,
                             source_root=args.source_root, students=args.student,
-                            shard=_shard(args.shard) if args.shard else None, keep=args.keep)
+                            shard=_shard(args.shard) if args.shard else None, keep=args.keep,
+                            run_notebook=not args.no_notebook)
     except (GradingSetupError, FileNotFoundError) as e:
         print(f"deepul autograde: {e}", file=sys.stderr)
         return 2

@@ -80,6 +80,7 @@ class Context:
     cell_timeout_s: float
     uid_offset: int
     keep: bool = False
+    run_notebook: bool = True
 
 
 def load_verdict(path: str | Path):
@@ -230,6 +231,7 @@ def grade_submission(ctx: Context, index: int, sub: Submission) -> StudentResult
             res.messages.append(f"{name}: {e}")
             return res
         box = Path(tempfile.mkdtemp(prefix=f"s{index}-", dir=ctx.run_root))
+        os.chmod(box, 0o711)  # the sandbox user may pass through to work/, not list or read control/
         executed = _grade_notebook(ctx, index, nb, source, verdict, res, box, log)
     finally:
         res.seconds = round(time.monotonic() - start, 2)
@@ -303,6 +305,8 @@ def _grade_notebook(ctx, index, nb, source, verdict, res: StudentResult, box: Pa
         res.question_messages[q.grade_id] += msgs
 
     # --- feedback run (the whole notebook, quick mode)
+    if not ctx.run_notebook:
+        return None
     fb, fb_msgs = nbcells.feedback_notebook(nb, source)
     res.messages += fb_msgs
     nb_name = "submission.ipynb"
@@ -399,14 +403,16 @@ def _hidden_paths(paths, keep_visible) -> tuple[tuple[str, ...], list[str]]:
 def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: float = 600.0,
               memory_mb: int = 3072, cell_timeout_s: float | None = None, db: str | None = None,
               out=None, source_root=".", verdict_root="grading/verdicts", students=None,
-              shard: tuple[int, int] | None = None, progress: bool = True, keep: bool = False
-              ) -> list[StudentResult]:
+              shard: tuple[int, int] | None = None, progress: bool = True, keep: bool = False,
+              run_notebook: bool = True) -> list[StudentResult]:
     """Grade every submission of ``assignment`` found in ``submissions`` (see ``collect.py`` for
     the layouts). Writes the gradebook (``db``: SQLAlchemy URL; default ``$DEEPUL_GRADEBOOK`` or
     ``<source_root>/grading/out/gradebook.db``), ``out/feedback/<student>.html``,
     ``out/logs/<student>.txt`` and ``out/grades.csv`` (default ``out``:
     ``<source_root>/grading/out/<assignment>``). ``shard=(k, n)`` grades every n-th student from
-    the k-th (several machines sharing one PostgreSQL gradebook). Raises GradingSetupError when
+    the k-th (several machines sharing one PostgreSQL gradebook). ``run_notebook=False`` skips the
+    feedback run (verdict only: same grades, no executed notebook, no review of in-notebook
+    claims; for a fast regrade). Raises GradingSetupError when
     grading cannot start; a student's own failures never raise."""
     from tqdm import tqdm
 
@@ -453,7 +459,7 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
                   out_dir=str(out_dir.resolve()), run_root=run_root, hide=hide, hide_tmp=hide_tmp,
                   limits=sandbox.Limits(timeout_s=timeout_s, memory_mb=memory_mb),
                   cell_timeout_s=cell_timeout_s or min(300.0, timeout_s), uid_offset=sandbox.run_offset(),
-                  keep=keep)
+                  keep=keep, run_notebook=run_notebook)
     qids = [q.grade_id for q in verdict.QUESTIONS]
     results: dict[str, StudentResult] = {}
     csv_path = out_dir / "grades.csv"
