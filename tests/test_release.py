@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -77,6 +78,16 @@ def test_check_reports_stale_and_missing_release(released, tmp_path):
     assert any("orphan.ipynb has no source" in p for p in problems), problems
     nb_path.unlink()
     assert any("missing" in p for p in rel.check([FIXTURE], source_dir=FIXTURES, release_dir=dest))
+
+
+def test_cli_check_exit_codes(released, tmp_path, capsys):
+    args = argparse.Namespace(assignments=[FIXTURE], check=True, db=None, source=str(FIXTURES),
+                              dest=str(released[0]))
+    assert rel.main(args) == 0 and "release is up to date" in capsys.readouterr().out
+    args.dest = str(tmp_path / "empty")
+    assert rel.main(args) == 1 and "stale: " in capsys.readouterr().out
+    args.assignments = ["hw_nonexistent"]
+    assert rel.main(args) == 1 and "unknown assignment" in capsys.readouterr().out
 
 
 def test_leak_checker_catches_a_leaked_hidden_test():
