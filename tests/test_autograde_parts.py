@@ -193,3 +193,26 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
     assert not seen["read_secret"] and not seen["write_gradebook"] and not seen["read_other"]
     assert seen["tmp"] == ["sandbox"] and not seen["network"] and seen["write_own"]
     assert seen["pids"] < 10 and seen["as_limit"] == 2048 * 2**20
+
+
+def test_cli_reports_setup_problems_with_exit_code_2(tmp_path, capsys):
+    from deepul_helpers.cli import main
+
+    root = Path(__file__).parent / "fixtures" / "hw0_demo"
+    assert main(["autograde", "hw_nope", "--submissions", str(tmp_path), "--source-root", str(root)]) == 2
+    assert "hw0_demo" in capsys.readouterr().err  # the known assignments are listed
+    assert main(["autograde", "hw0_demo", "--submissions", str(tmp_path / "absent"),
+                 "--source-root", str(root), "--db", f"sqlite:///{tmp_path / 'gb.db'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_verdict_points_must_match_the_test_cells():
+    from deepul_helpers.autograde.grade import GradingSetupError, check_assignment
+    from deepul_helpers.autograde.verdict import Question
+
+    source = nbcells.SourceNotebook.read(SOURCE)
+    bad = type("V", (), {"QUESTIONS": [Question("q1_tests", 3, ("softmax",), None, None)]})
+    with pytest.raises(GradingSetupError, match="3 points in the verdict"):
+        check_assignment(source, bad)
+    missing = type("V", (), {"QUESTIONS": [Question("q1_tests", 2, ("softmax",), None, None)]})
+    assert check_assignment(source, missing) == ["test cell q2_tests has no verdict question: it scores 0"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,9 @@ def load(folder, name: str):
         if npath.is_symlink() or not npath.is_file() or npath.stat().st_size > MAX_NPZ_BYTES:
             raise TransportError("array file missing or too large")
         try:
+            with zipfile.ZipFile(npath) as zf:  # members are decompressed: refuse a zip bomb
+                if sum(i.file_size for i in zf.infolist()) > MAX_NPZ_BYTES:
+                    raise TransportError("arrays too large")
             with np.load(npath, allow_pickle=False) as z:
                 for key in doc["arrays"]:
                     a = z[key]
