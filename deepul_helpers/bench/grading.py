@@ -2,8 +2,9 @@
 
 Grades N copies of an assignment's reference solution (the nbgrader source notebook, solutions
 filled in) with ``deepul_helpers.autograde.autograde``, once with 1 worker and once with one
-worker per CPU core, and reports seconds per submission, the throughput ratio, and the peak
-memory of the largest single grading process (a pool worker, a sandboxed kernel or a probe).
+worker per CPU core, and reports seconds per submission (wall clock, and CPU time of all
+grading processes), the throughput ratio, and the peak memory of the largest single grading
+process (a pool worker, a sandboxed kernel or a probe).
 Every copy must score full marks, or the row says how many did.
 
 Each configuration runs in a fresh child process so that its peak memory is its own.
@@ -51,7 +52,8 @@ def measure(assignment: str, n: int, workers: int, *, source_root: str | Path = 
                             db=db or f"sqlite:///{tmp / 'gradebook.db'}", out=tmp / "out", source_root=root,
                             verdict_root=verdict_root, progress=False)
         wall = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every grading process, once it ended
+    peak_kb = usage.ru_maxrss  # Linux: kilobytes, the largest single process
     per_student = sorted(r.seconds for r in results)
     return {
         "workers": workers,
@@ -59,6 +61,9 @@ def measure(assignment: str, n: int, workers: int, *, source_root: str | Path = 
         "wall_s": wall,
         "s_per_submission": wall / n,
         "median_student_s": per_student[len(per_student) // 2] if per_student else None,
+        # CPU time of all grading processes per submission: what the wall time would be on one
+        # otherwise idle core; much less disturbed than wall time when the machine is shared.
+        "cpu_s_per_submission": (usage.ru_utime + usage.ru_stime) / n,
         "peak_rss_mb_largest_process": peak_kb / 1024.0,
         "full_marks": f"{sum(r.total == r.max_total and r.max_total > 0 for r in results)}/{n}",
         "statuses": ",".join(sorted({r.status for r in results})),
