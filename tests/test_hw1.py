@@ -353,3 +353,45 @@ def test_q1_recorded_probs_give_the_recorded_test_loss(executed):
             assert abs(probs.sum() - 1) < 1e-6
             nll = -np.log(probs[test_x]).mean()
             assert nll == pytest.approx(rec[f"q1/{name}/{kind}/test_losses"][-1], rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- the helper module
+
+
+def test_helper_rejects_a_broken_contract_with_a_clear_error(tmp_path):
+    from deepul_helpers.homework import hw1
+
+    with pytest.raises(ValueError, match="epochs \\+ 1"):
+        hw1.check_losses(np.ones(5), np.ones(1), "q1_fit")
+    with pytest.raises(ValueError, match="NaN"):
+        hw1.check_losses(np.array([1.0, np.nan]), np.ones(3), "q1_fit")
+    with pytest.raises(TypeError, match="integer levels"):
+        hw1.check_levels_array(np.zeros((2, 2), dtype=np.float32), (2, 2), 3, "samples")
+    with pytest.raises(ValueError, match="0..2"):
+        hw1.check_levels_array(np.full((2, 2), 3), (2, 2), 3, "samples")
+    with pytest.raises(ValueError, match="expected shape \\(4, 2\\)"):
+        hw1.check_levels_array(np.zeros((2, 2), dtype=np.int64), (4, 2), 3, "samples")
+
+    def bad_fit(train_data, test_data, levels, model, **kw):
+        return np.ones(3), np.ones(3)  # probs missing
+
+    with pytest.raises(TypeError, match="train_losses, test_losses, probs"):
+        hw1.run_q1(bad_fit, quick=True, out=tmp_path)
+
+
+def test_helper_crops_only_in_quick_mode():
+    from deepul_helpers.homework import hw1
+
+    full, _ = hw1.load_images("shapes", 0, quick=False)
+    small, _ = hw1.load_images("shapes", 0, quick=True)
+    assert full.shape[1:] == (20, 20, 1) and small.shape[1:] == (10, 10, 1)
+    assert np.array_equal(small, full[:, 5:15, 5:15])
+
+
+def test_every_expected_loss_has_a_question_and_a_tolerance():
+    from deepul_helpers.homework import hw1
+
+    keys = {(q, d) for q, d, _ in hw1.EXPECTED}
+    assert keys == ({("q1", d) for d in hw1.Q1_DATA} | {("q2", d) for d in hw1.Q2_DATA}
+                    | {("q3", d) for d in hw1.Q3_DATA} | {("q4", hw1.Q4_DATA), ("q5", hw1.Q5_DATA)})
+    assert all(v > 0 and 0 < tol < v and s > 0 for v, tol, s in hw1.EXPECTED.values())
