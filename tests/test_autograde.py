@@ -78,6 +78,7 @@ def hostile_class(root: Path, secret_paths: dict[str, str]) -> dict[str, float]:
                                            "for _ in range(20):\n        print('x' * (1 << 20))\n"
                                            "    return float(np.mean(x))")), 3),
         "i_fake": (with_solution(q2_only, "q1_solution",
+                                 "np.allclose = lambda *a, **k: True\n"  # patched in the verdict run too
                                  "class Always:\n    def __eq__(self, other):\n        return True\n"
                                  "    def __array__(self, *a, **k):\n        return np.zeros((5, 7))\n\n"
                                  "def softmax(x):\n    return Always()\n"), 3),

@@ -216,3 +216,42 @@ def test_verdict_points_must_match_the_test_cells():
         check_assignment(source, bad)
     missing = type("V", (), {"QUESTIONS": [Question("q1_tests", 2, ("softmax",), None, None)]})
     assert check_assignment(source, missing) == ["test cell q2_tests has no verdict question: it scores 0"]
+
+
+@pytest.mark.grading
+def test_degraded_mode_still_grades_and_warns(tmp_path, monkeypatch):
+    from deepul_helpers.autograde.grade import autograde
+
+    monkeypatch.setenv("DEEPUL_SANDBOX", "degraded")
+    sandbox.capabilities.cache_clear()
+    try:
+        nb = nbformat.read(SOURCE, as_version=4)
+        for student, source in (("full", nb), ("empty", nbformat.v4.new_notebook())):
+            (tmp_path / "subs" / student / "hw0_demo").mkdir(parents=True)
+            nbformat.write(source, tmp_path / "subs" / student / "hw0_demo" / "hw0.ipynb")
+        with pytest.warns(UserWarning, match="degraded"):
+            results = autograde("hw0_demo", tmp_path / "subs", workers=1, timeout_s=60, run_notebook=False,
+                                db=f"sqlite:///{tmp_path / 'gb.db'}", out=tmp_path / "out", progress=False,
+                                source_root=SOURCE.parents[2])
+    finally:
+        sandbox.capabilities.cache_clear()
+    assert {r.student: r.total for r in results} == {"empty": 0.0, "full": 5.0}
+
+
+def test_grades_csv_keeps_students_not_regraded_and_defuses_formulas(tmp_path):
+    import csv
+
+    from deepul_helpers.autograde.grade import StudentResult, previous_rows, write_csv
+
+    def result(student, score, message=""):
+        return StudentResult(student=student, assignment="a", scores={"q1": score}, max_scores={"q1": 2.0},
+                             messages=[message] if message else [])
+
+    path = tmp_path / "grades.csv"
+    write_csv(path, [result("ann", 2.0), result("bob", 0.0, "=HYPERLINK(1)")], ["q1"])
+    write_csv(path, [result("bob", 1.0)], ["q1"], previous_rows(path, ["q1"]))
+    rows = list(csv.DictReader(open(path)))
+    assert [(r["student"], r["q1"], r["total"]) for r in rows] == [("ann", "2", "2"), ("bob", "1", "1")]
+    write_csv(path, [result("cy", 0.0, "=cmd()")], ["q2"], previous_rows(path, ["q2"]))  # other columns: new file
+    rows = list(csv.DictReader(open(path)))
+    assert [r["student"] for r in rows] == ["cy"] and rows[0]["message"] == "'=cmd()"

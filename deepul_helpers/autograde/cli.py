@@ -23,9 +23,11 @@ def add_arguments(parser) -> None:
                              "DIR/<student>_*.ipynb")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="submissions graded at once (default: cores, at most 4)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="wall-clock seconds for each sandboxed run of a submission (default 600)")
-    parser.add_argument("--cell-timeout", type=float, default=None, help="seconds per notebook cell (default 300)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="wall-clock seconds for each sandboxed run of a submission (default: "
+                             "c.Deepul.notebook_timeout_s in grading/nbgrader_config.py, else 600)")
+    parser.add_argument("--cell-timeout", type=float, default=None,
+                        help="seconds per notebook cell (default: c.Deepul.cell_timeout_s, else 300)")
     parser.add_argument("--memory-mb", type=int, default=3072, help="address-space limit per process (default 3072)")
     parser.add_argument("--db", default=None,
                         help="gradebook SQLAlchemy URL (default $DEEPUL_GRADEBOOK or grading/out/gradebook.db)")
@@ -41,12 +43,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folders (for debugging)")
 
 
+def _configured(name: str, fallback: float) -> float:
+    """A ``c.Deepul.<name>`` default from grading/nbgrader_config.py, if it is there."""
+    try:
+        from deepul_helpers.autograde.release import load_config
+
+        value = load_config().Deepul.get(name)
+        return float(value) if value is not None else fallback
+    except Exception:
+        return fallback
+
+
 def main(args) -> int:
     from deepul_helpers.autograde.grade import GradingSetupError, autograde
 
+    timeout = args.timeout if args.timeout is not None else _configured("notebook_timeout_s", 600.0)
+    cell_timeout = args.cell_timeout if args.cell_timeout is not None else _configured("cell_timeout_s", 300.0)
     try:
-        results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=args.timeout,
-                            memory_mb=args.memory_mb, cell_timeout_s=args.cell_timeout, db=args.db, out=args.out,
+        results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=timeout,
+                            memory_mb=args.memory_mb, cell_timeout_s=cell_timeout, db=args.db, out=args.out,
                             source_root=args.source_root, students=args.student,
                             shard=_shard(args.shard) if args.shard else None, keep=args.keep,
                             run_notebook=not args.no_notebook)

@@ -370,16 +370,37 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def write_csv(path: Path, results: list[StudentResult], question_ids: list[str]) -> None:
-    """``student, <question...>, total, max_total, status, message`` (atomically replaced)."""
+def csv_header(question_ids: list[str]) -> list[str]:
+    return ["student", *question_ids, "total", "max_total", "status", "message"]
+
+
+def previous_rows(path: Path, question_ids: list[str]) -> dict[str, list[str]]:
+    """Rows of an existing grades.csv with the same columns (kept for students not regraded now)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return {}
+    if not rows or rows[0] != csv_header(question_ids):
+        return {}
+    return {row[0]: row for row in rows[1:] if row}
+
+
+def write_csv(path: Path, results: list[StudentResult], question_ids: list[str],
+              keep: dict[str, list[str]] | None = None) -> None:
+    """``student, <question...>, total, max_total, status, message`` (atomically replaced); rows in
+    ``keep`` (earlier runs) stay unless this run graded that student again."""
+    rows = dict(keep or {})
+    for r in results:
+        msgs = list(r.messages) + [f"{g}: {m}" for g in question_ids for m in r.question_messages.get(g, [])]
+        rows[r.student] = [r.student, *(f"{r.scores.get(g, 0.0):g}" for g in question_ids), f"{r.total:g}",
+                           f"{r.max_total:g}", r.status, _cell(" | ".join(msgs))[:2000]]
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["student", *question_ids, "total", "max_total", "status", "message"])
-        for r in sorted(results, key=lambda r: r.student):
-            msgs = list(r.messages) + [f"{g}: {m}" for g in question_ids for m in r.question_messages.get(g, [])]
-            w.writerow([r.student, *(f"{r.scores.get(g, 0.0):g}" for g in question_ids), f"{r.total:g}",
-                        f"{r.max_total:g}", r.status, _cell(" | ".join(msgs))[:2000]])
+        w.writerow(csv_header(question_ids))
+        for student in sorted(rows):
+            w.writerow(rows[student])
     os.replace(tmp, path)
 
 
@@ -463,6 +484,7 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
     qids = [q.grade_id for q in verdict.QUESTIONS]
     results: dict[str, StudentResult] = {}
     csv_path = out_dir / "grades.csv"
+    earlier = previous_rows(csv_path, qids)  # a regrade of some students keeps the others' rows
     try:
         import multiprocessing as mp
 
@@ -482,9 +504,9 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
                                       status="grader-error", messages=[f"grader error: {type(e).__name__}: {e}"])
                 writer.write(r)
                 results[r.student] = r
-                write_csv(csv_path, list(results.values()), qids)
+                write_csv(csv_path, list(results.values()), qids, earlier)
         if not subs:
-            write_csv(csv_path, [], qids)
+            write_csv(csv_path, [], qids, earlier)
     finally:
         if not keep:
             shutil.rmtree(run_root, ignore_errors=True)

@@ -15,7 +15,8 @@ Where the platform allows it (Linux, grader running as root, ``unshare`` present
 - a wall-clock limit enforced here: the process group is killed, and with it the PID namespace;
 - stdout/stderr captured with a size cap (first and last bytes kept).
 
-Without root or ``unshare`` it degrades (same user, no namespaces) and says so once.
+Without root or ``unshare`` it degrades (same user, no namespaces) and says so once;
+``DEEPUL_SANDBOX=degraded`` forces that mode (for tests, or a platform where ``unshare`` misbehaves).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def _others_can_read(path: str) -> bool:
 def capabilities() -> Capabilities:
     """What isolation this machine allows; each missing piece comes with a warning."""
     warn = []
+    if os.environ.get("DEEPUL_SANDBOX") == "degraded":  # to test (or force) the fallback
+        return Capabilities(switch_user=False, namespaces=False,
+                            warnings=["DEEPUL_SANDBOX=degraded: no user switch, no namespaces"])
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     if not root:
         warn.append("the grader is not running as root: student code runs as the grader's own user "
