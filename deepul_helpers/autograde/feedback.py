@@ -61,15 +61,17 @@ def summary_html(result, questions) -> str:
     for q in questions:
         msgs = result.question_messages.get(q.grade_id, [])
         flag = " (flagged for review)" if q.grade_id in result.review else ""
+        claim = {True: "passed", False: "failed"}.get(result.claims.get(q.grade_id), "not run")
         rows.append(f"<tr><td>{e(q.grade_id)}</td><td>{result.scores.get(q.grade_id, 0):g} / {q.points:g}{e(flag)}"
-                    f"</td><td>{'<br>'.join(e(m) for m in msgs) or 'ok'}</td></tr>")
+                    f"</td><td>{'<br>'.join(e(m) for m in msgs) or 'ok'}</td><td>{claim}</td></tr>")
     general = "".join(f"<li>{e(m)}</li>" for m in result.messages)
     return (
         "<div style='font-family:sans-serif;margin:1em;padding:1em;border:2px solid #446;'>"
         f"<h2>Feedback: {e(result.assignment)} &mdash; {e(result.student)}</h2>"
         f"<p><b>Total: {result.total:g} / {result.max_total:g}</b> &mdash; status: {e(result.status)}</p>"
         "<table border='1' cellpadding='4' style='border-collapse:collapse'>"
-        "<tr><th>question</th><th>points</th><th>what the grader found</th></tr>" + "".join(rows) + "</table>"
+        "<tr><th>question</th><th>points</th><th>what the grader found</th><th>the notebook's own test</th></tr>"
+        + "".join(rows) + "</table>"
         + (f"<ul>{general}</ul>" if general else "")
         + "<p>The points come from the grader's own tests of your functions on hidden inputs; the "
           "checks in the notebook below are for your feedback only.</p></div>"

@@ -240,7 +240,12 @@ def grade_submission(ctx: Context, index: int, sub: Submission) -> StudentResult
         try:
             from deepul_helpers.autograde.feedback import write_feedback
 
-            write_feedback(feedback_path, res, questions, executed)
+            try:
+                write_feedback(feedback_path, res, questions, executed)
+            except Exception:  # an executed notebook nbconvert cannot render: the summary alone
+                log.append("feedback with the notebook failed:\n" + traceback.format_exc())
+                res.messages.append("the executed notebook could not be rendered in this page")
+                write_feedback(feedback_path, res, questions, None)
             res.feedback = str(feedback_path)
         except Exception:
             log.append("feedback page failed:\n" + traceback.format_exc())
