@@ -62,6 +62,7 @@ BIJECTORS = {
     "mixture_cdf_logistic": (lambda: fl.MixtureCDF(2, 4, "logistic"), (2,), None),
     "mixture_cdf_gaussian": (lambda: fl.MixtureCDF(2, 4, "gaussian"), (2,), None),
     "autoregressive_cdf_2d": (lambda: fl.AutoregressiveCDF2d(4, "logistic", 16), (2,), None),
+    "spline_coupling": (lambda: fl.SplineCoupling(fl.alternating_mask(3, 1), 6, 16, bound=2.0), (3,), None),
     "maf_layer": (lambda: fl.MAFLayer(4, 16), (4,), None),
     "iaf_layer": (lambda: fl.IAFLayer(4, 16), (4,), None),
     "coupling_vector": (lambda: fl.AffineCoupling(fl.alternating_mask(3), fl.mlp(3, 6, 16), 3), (3,), None),
@@ -91,11 +92,11 @@ def test_bijector_inverse_and_logdet_match_autograd_jacobian(name):
     build, shape, transform = BIJECTORS[name]
     torch.manual_seed(0)
     bij = _randomize(build()).double()
-    x = torch.randn(3, *shape, dtype=torch.float64)
+    x = torch.randn(2, *shape, dtype=torch.float64)
     x = transform(x) if transform else x
 
     z, logdet = bij(x)
-    assert logdet.shape == (3,)
+    assert logdet.shape == (2,)
     if z.shape == x.shape and name not in ("reverse",):
         assert not torch.allclose(z, x, atol=1e-3), "parameters should make the bijector differ from identity"
 
@@ -105,7 +106,8 @@ def test_bijector_inverse_and_logdet_match_autograd_jacobian(name):
 
     for b in range(x.shape[0]):  # one example at a time: the Jacobian of its own map
         xb = x[b : b + 1]
-        jac = torch.autograd.functional.jacobian(lambda v: bij(v)[0].reshape(-1), xb).reshape(xb.numel(), -1)
+        jac = torch.autograd.functional.jacobian(lambda v: bij(v)[0].reshape(-1), xb, vectorize=True)
+        jac = jac.reshape(xb.numel(), -1)
         expected = torch.linalg.slogdet(jac)[1]
         torch.testing.assert_close(logdet[b], expected, atol=1e-6, rtol=1e-6)
 
@@ -139,14 +141,15 @@ def test_variational_dequantization_log_q_matches_jacobian():
     torch.testing.assert_close(log_q[0], log_normal - torch.linalg.slogdet(jac)[1], atol=1e-8, rtol=1e-8)
 
 
-def _grid(lim=8.0, n=400):
+def _grid(lim=8.0, n=320):
     t = torch.linspace(-lim, lim, n + 1, dtype=torch.float64)
     mid = (t[1:] + t[:-1]) / 2
     xx, yy = torch.meshgrid(mid, mid, indexing="ij")
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], 1), (2 * lim / n) ** 2
 
 
-@pytest.mark.parametrize("name", ["realnvp", "realnvp_glow", "maf", "iaf", "cdf2d_logistic", "cdf2d_gaussian"])
+@pytest.mark.parametrize("name", ["realnvp", "realnvp_glow", "maf", "iaf", "cdf2d_logistic", "cdf2d_gaussian",
+                                  "spline"])
 def test_2d_model_density_integrates_to_one(name):
     build = {
         "realnvp": lambda: fl.RealNVP(2, 4, 16),
@@ -155,6 +158,7 @@ def test_2d_model_density_integrates_to_one(name):
         "iaf": lambda: fl.IAF(2, 3, 16),
         "cdf2d_logistic": lambda: fl.CDFFlow2d(6, "logistic", 16),
         "cdf2d_gaussian": lambda: fl.CDFFlow2d(6, "gaussian", 16),
+        "spline": lambda: fl.SplineFlow(2, 2, 8, 16, bound=3.0),
     }[name]
     model = _randomize(build(), std=0.2).double()
     points, cell = _grid()
@@ -189,55 +193,58 @@ def _discrete_model_and_exact_probs(levels, dequantization):
     bij = _randomize(fl.FlowSequence([fl.Logit(0.05), fl.RealNVP(2, 4, 16).bijector]), std=0.2, seed=3)
     continuous = fl.Flow(bij, (2,)).double()
     model = fl.Flow(bij.layers[1], (2,), levels=levels, dequantization=dequantization).double()
-    n = 60  # midpoints per cell and axis
+    n = 40  # midpoints per cell and axis
     t = (torch.arange(n, dtype=torch.float64) + 0.5) / n
     uu = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)  # (n*n, 2) in the unit cell
     cells = torch.stack(torch.meshgrid(torch.arange(levels), torch.arange(levels), indexing="ij"), -1).reshape(-1, 2)
-    with torch.no_grad():
-        probs = torch.stack([
-            (continuous.log_prob((c + uu) / levels).exp() / levels**2).mean() for c in cells.double()
-        ])
+    with torch.no_grad():  # all cells in one pass: (cells * n * n, 2) points
+        v = (cells.double()[:, None, :] + uu[None]).reshape(-1, 2)
+        probs = (continuous.log_prob(v / levels).exp() / levels**2).view(len(cells), -1).mean(1)
     return model, cells, probs
 
 
+def _per_cell(values, n_cells):  # (n_cells * n,) -> mean and standard error per cell
+    v = values.view(n_cells, -1)
+    return v.mean(1), v.std(1) / math.sqrt(v.shape[1])
+
+
 def test_uniform_dequantization_bound_matches_cell_integrals_and_is_above_exact_nll():
-    levels = 5
+    levels, n, k = 5, 2000, 32
     model, cells, probs = _discrete_model_and_exact_probs(levels, "uniform")
     assert float(probs.sum()) < 1.0 + 1e-6  # mass outside [0, L]^2 is lost, never created
     exact_nll = -torch.log(probs) / 2  # nats/dim per cell
+    m = len(cells)
     torch.manual_seed(0)
     with torch.no_grad():
-        for c, e in zip(cells, exact_nll):
-            plain = -model.log_prob(c.repeat(4000, 1)) / 2  # one-sample bounds, nats/dim
-            iw = -model.log_prob_iw(c.repeat(256, 1), k=64) / 2  # importance-weighted, k = 64
-            se_plain, se_iw = float(plain.std()) / math.sqrt(4000), float(iw.std()) / math.sqrt(256)
-            # the reported loss is the same quantity as the mean one-sample bound
-            assert float(model.loss(c.repeat(4000, 1))) == pytest.approx(float(plain.mean()), abs=6 * se_plain)
-            # both are upper bounds on the exact discrete NLL (up to Monte Carlo error) ...
-            assert float(plain.mean()) >= float(e) - 4 * se_plain
-            assert float(iw.mean()) >= float(e) - 4 * se_iw
-            # ... and the importance-weighted one is the tighter of the two
-            assert float(iw.mean()) <= float(plain.mean()) + 4 * se_plain
-    # a real Jensen gap somewhere (the random density is far from flat within some cells)
-    corner = cells.tolist().index([0, 4])
-    assert float((-model.log_prob(cells[corner].repeat(4000, 1)) / 2).mean()) > float(exact_nll[corner]) + 0.5
+        plain, se_plain = _per_cell(-model.log_prob(cells.repeat_interleave(n, 0)) / 2, m)  # one-sample bounds
+        iw, se_iw = _per_cell(-model.log_prob_iw(cells.repeat_interleave(128, 0), k=k) / 2, m)  # k-sample
+        reported = torch.stack([model.loss(c.repeat(n, 1)) for c in cells])  # the loss the model reports
+    # the reported loss is the same quantity as the mean one-sample bound
+    assert torch.all((reported - plain).abs() <= 6 * se_plain)
+    # both are upper bounds on the exact discrete NLL (up to Monte Carlo error) ...
+    assert torch.all(plain >= exact_nll - 4 * se_plain)
+    assert torch.all(iw >= exact_nll - 4 * se_iw)
+    # ... the importance-weighted one is the tighter of the two ...
+    assert torch.all(iw <= plain + 4 * se_plain)
+    # ... and there is a real Jensen gap where the density is far from flat within a cell
+    assert float((plain - exact_nll).max()) > 0.5
 
 
 def test_variational_dequantization_bound_is_above_exact_nll():
-    levels = 4
+    levels, n = 4, 2000
     deq = _randomize(fl.VariationalDequantization((2,), n_couplings=2, hidden=16), std=0.2, seed=5)
     model, cells, probs = _discrete_model_and_exact_probs(levels, deq)
     exact_nll = -torch.log(probs) / 2
     torch.manual_seed(0)
     with torch.no_grad():
-        for c, e in zip(cells, exact_nll):
-            terms = -model.log_prob(c.repeat(4000, 1)) / 2
-            se = float(terms.std()) / math.sqrt(4000)
-            assert float(terms.mean()) >= float(e) - 4 * se
-            assert float(model.loss(c.repeat(4000, 1))) == pytest.approx(float(terms.mean()), abs=6 * se)
+        plain, se = _per_cell(-model.log_prob(cells.repeat_interleave(n, 0)) / 2, len(cells))
+        reported = torch.stack([model.loss(c.repeat(n, 1)) for c in cells])
+    assert torch.all(plain >= exact_nll - 4 * se)
+    assert torch.all((reported - plain).abs() <= 6 * se)
 
 
-@pytest.mark.parametrize("name", ["cdf1d", "cdf2d", "maf", "iaf", "realnvp", "realnvp_image", "realnvp_image_var"])
+@pytest.mark.parametrize("name", ["cdf1d", "cdf2d", "maf", "iaf", "realnvp", "spline", "realnvp_image",
+                                  "realnvp_image_var"])
 def test_discrete_models_sample_and_round_trip_in_data_space(name):
     build, data = {
         "cdf1d": (lambda: fl.CDFFlow1d(4, levels=20), torch.randint(0, 20, (8,))),
@@ -245,6 +252,7 @@ def test_discrete_models_sample_and_round_trip_in_data_space(name):
         "maf": (lambda: fl.MAF((4, 4, 1), 2, 16, levels=17), torch.randint(0, 17, (8, 4, 4, 1), dtype=torch.uint8)),
         "iaf": (lambda: fl.IAF(2, 2, 16, levels=25), torch.randint(0, 25, (8, 2))),
         "realnvp": (lambda: fl.RealNVP(2, 2, 16, levels=25), torch.randint(0, 25, (8, 2))),
+        "spline": (lambda: fl.SplineFlow(2, 2, 8, 16, levels=25), torch.randint(0, 25, (8, 2))),
         "realnvp_image": (lambda: fl.RealNVPImage((4, 4, 3), 4, channels=8, n_blocks=1, glow=True),
                           torch.randint(0, 4, (8, 4, 4, 3), dtype=torch.uint8)),
         "realnvp_image_var": (lambda: fl.RealNVPImage((4, 4, 1), 2, channels=8, n_blocks=1,
@@ -280,7 +288,7 @@ def test_maf_learns_a_gaussian_to_its_closed_form_entropy():
     data = rng.multivariate_normal([1.0, -2.0], cov, size=6000).astype(np.float32)
     entropy = 0.5 * math.log((2 * math.pi * math.e) ** 2 * np.linalg.det(cov)) / 2  # nats/dim
     model = fl.MAF(2, 2, 32)
-    hist = fit(model, data[:5000], data[5000:], epochs=4, lr=3e-3, batch_size=128, device="cpu", quick=False,
+    hist = fit(model, data[:5000], data[5000:], epochs=3, lr=5e-3, batch_size=128, device="cpu", quick=False,
                progress=False)
     assert hist.test_losses[-1] < hist.test_losses[0]
     assert abs(hist.test_losses[-1] - entropy) < 0.05

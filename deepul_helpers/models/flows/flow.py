@@ -146,7 +146,8 @@ class Flow(nn.Module):
         tighter than ``log_prob`` and still a bound in expectation."""
         if self.levels is None:
             return self.log_prob(x)
-        terms = torch.stack([self.log_prob(x) for _ in range(k)])  # (k, B)
+        reps = (k,) + (1,) * (x.dim() - 1)
+        terms = self.log_prob(x.repeat(*reps)).view(k, x.shape[0])  # (k, B): k noise draws per example
         return torch.logsumexp(terms, dim=0) - math.log(k)
 
     # ---- sampling and latents ------------------------------------------------------------

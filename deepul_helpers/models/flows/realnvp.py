@@ -62,7 +62,7 @@ def multiscale_bijector(c: int, h: int, w: int, n_scales: int = 2, channels: int
 
 
 class RealNVPImage(Flow):
-    """Multiscale RealNVP on images NHWC with ``levels`` values (uint8), reporting the bound on the
+    """ActNorm, then a multiscale RealNVP on images NHWC with ``levels`` values (uint8), reporting the bound on the
     discrete NLL (scaled to [0, 1] by 1/levels, logit with ``logit_alpha``, all log-dets counted).
 
     Args:
@@ -80,6 +80,7 @@ class RealNVPImage(Flow):
             dequantization = VariationalDequantization(shape, deq_couplings, deq_channels)
         elif dequantization != "uniform":
             raise ValueError(f"dequantization must be 'uniform' or 'variational', got {dequantization!r}")
-        bij = multiscale_bijector(c, h, w, n_scales, channels, n_blocks, glow)
+        # ActNorm first: standardises the logit-space pixels with the first batch's statistics
+        bij = FlowSequence([ActNorm(c), *multiscale_bijector(c, h, w, n_scales, channels, n_blocks, glow).layers])
         super().__init__(bij, (h, w, c), levels=levels, dequantization=dequantization,
                          logit_alpha=logit_alpha)

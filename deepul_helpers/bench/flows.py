@@ -1,0 +1,119 @@
+"""``deepul bench flows``: the flow models on the 2D toys and on digits, against the true entropy.
+
+Rows: data set, model, test NLL (nats/dim and bits/dim; for digits the bound on the discrete
+NLL, one noise sample per image averaged over several draws, and the importance-weighted
+bound, k in ``iw_k``), true entropy and gap where known, training seconds and iterations, and
+per-example times for density evaluation and sampling (the MAF/IAF trade-off). Every model is
+trained by ``train.fit`` under a time budget, with a cosine learning-rate decay over it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+
+from deepul_helpers import config, data, metrics
+from deepul_helpers.models import flows as fl
+from deepul_helpers.train import fit
+
+
+def _cosine_step(lr: float, budget_s: float, grad_clip: float | None = 100.0):
+    """A ``fit`` step hook: the default update, with lr decayed by a cosine over ``budget_s``."""
+    start = []
+
+    def step(model, batch, opt, it):
+        if not start:
+            start.append(time.perf_counter())
+        frac = min(1.0, (time.perf_counter() - start[0]) / budget_s)
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(batch)
+        value = float(loss.detach())
+        if math.isfinite(value):
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+        return value
+
+    return step
+
+
+def _median_time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _row(name, label, model, train, test, budget_s, lr, batch_size, quick, device, n_sample, eval_draws, iw_k):
+    test = test[: config.pick(len(test), 64, quick=quick)]
+    hist = fit(model, train, test, epochs=100_000, budget_s=budget_s, lr=lr, batch_size=batch_size,
+               seed=0, device=device, quick=quick, progress=False, step=_cosine_step(lr, budget_s))
+    model.eval()
+    x = torch.as_tensor(test).to(model.device)
+    info = data.info(name)
+    with torch.no_grad():
+        nll = float(torch.stack([torch.cat([model.loss(b)[None] * len(b) for b in x.split(500)]).sum() / len(x)
+                                 for _ in range(eval_draws)]).mean())
+        iw = None
+        if model.levels is not None:
+            iw = float(-torch.cat([model.log_prob_iw(b, k=iw_k) for b in x.split(100)]).mean() / model.dim)
+        n_dens, repeats = min(len(x), 256), config.pick(3, 1, quick=quick)
+        dens_s = _median_time(lambda: model.log_prob(x[:n_dens]), repeats) / n_dens
+        samp_s = _median_time(lambda: model.sample(n_sample), repeats) / n_sample
+    entropy = info.entropy
+    return {
+        "dataset": name, "model": label,
+        "test_nats_per_dim": nll, "test_bits_per_dim": metrics.bits_per_dim(nll),
+        "test_bits_per_dim_iw": None if iw is None else metrics.bits_per_dim(iw),
+        "iw_k": None if iw is None else iw_k,
+        "entropy_nats_per_dim": entropy,
+        "gap_percent": None if entropy is None else metrics.gap_percent(nll, entropy),
+        "train_s": hist.wall_time_s, "iterations": hist.iterations,
+        "density_s_per_example": dens_s, "sample_s_per_sample": samp_s,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def run(quick: bool = False, device: str = "auto") -> list[dict]:
+    quick = config.is_quick(quick)
+    pick = lambda full, q: config.pick(full, q, quick=quick)
+    torch.manual_seed(0)
+    rows = []
+
+    toys = [
+        ("gaussians_8", "CDFFlow2d (16 Gaussians, autoregressive)", lambda: fl.CDFFlow2d(16, "gaussian", 128),
+         60, 3e-3, 512),
+        ("gaussians_8", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 30, 1e-3, 128),
+        ("checkerboard", "SplineFlow (2 RQ-spline couplings, 32 bins)", lambda: fl.SplineFlow(2, 2, 32, 128),
+         60, 5e-3, 512),
+        ("checkerboard", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 30, 1e-3, 128),
+    ]
+    for name, label, build, budget, lr, bs in toys:
+        train, test = data.load(name, "train"), data.load(name, "test")
+        rows.append(_row(name, label, build(), train, test, pick(budget, 2), lr, bs, quick, device,
+                         n_sample=pick(1000, 50), eval_draws=1, iw_k=None))
+
+    train, test = data.load("digits", "train"), data.load("digits", "test")
+    shape, levels = train.shape[1:], data.info("digits").levels
+    images = [
+        ("RealNVP multiscale, uniform dequantization",
+         lambda: fl.RealNVPImage(shape, levels, channels=32, n_blocks=1), 150),
+        ("RealNVP multiscale, variational dequantization",
+         lambda: fl.RealNVPImage(shape, levels, channels=32, n_blocks=1, dequantization="variational",
+                                 deq_couplings=2, deq_channels=16), 150),
+        ("MAF (5 layers; density 1 pass, sampling 64 passes)", lambda: fl.MAF(shape, 5, 128, levels=levels), 60),
+        ("IAF (5 layers; sampling 1 pass, density 64 passes)", lambda: fl.IAF(shape, 5, 128, levels=levels), 60),
+    ]
+    for i, (label, build, budget) in enumerate(images):
+        draws, k = (10, 64) if i < 2 else (2, 8)  # IAF's density costs 64 passes: fewer evaluations
+        rows.append(_row("digits", label, build(), train, test, pick(budget, 2), 2e-3, 64, quick, device,
+                         n_sample=pick(100, 8), eval_draws=pick(draws, 1), iw_k=pick(k, 2)))
+    return rows
