@@ -185,6 +185,14 @@ def test_made_ensemble_averages_probabilities_and_samples_from_it():
     assert total_variation(s, ensemble, grid) < 0.03
 
 
+def test_made_uses_the_published_masks_and_ensemble_loss_backpropagates():
+    made = MADE(4, 3, hidden=(10, 12), n_orderings=3, seed=4, ordering=[1, 3, 0, 2])
+    expected = made_masks(made_degrees([1, 3, 0, 2], (10, 12)), levels=3)
+    assert all(torch.equal(a, b) for a, b in zip(made.masks(0), expected))
+    made.eval().loss(torch.randint(3, (5, 4))).backward()  # all three mask sets in one graph
+    assert all(torch.isfinite(p.grad).all() for p in made.parameters())
+
+
 def test_made_training_cycles_masks():
     made = MADE(3, 2, hidden=(8,), n_orderings=3).train()
     x = torch.randint(2, (4, 3))

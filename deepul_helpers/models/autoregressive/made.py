@@ -70,14 +70,10 @@ def made_masks(degrees: list[np.ndarray], levels: int = 1) -> list[torch.Tensor]
 
 
 class MaskedLinear(nn.Linear):
-    """nn.Linear whose weight is multiplied by a 0/1 mask held as a buffer."""
+    """nn.Linear whose weight is multiplied by a 0/1 mask ``(out_features, in_features)`` given per call."""
 
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__(in_features, out_features)
-        self.register_buffer("mask", torch.ones(out_features, in_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * mask, self.bias)
 
 
 class MADE(nn.Module):
@@ -134,20 +130,26 @@ class MADE(nn.Module):
         self._next_mask = 0
 
     def set_mask(self, s: int) -> None:
-        """Load mask set ``s`` into the layers."""
-        for i, layer in enumerate(self.layers):
-            layer.mask.copy_(getattr(self, f"masks_{i}")[s])
+        """Use mask set ``s`` in ``forward`` (the masks themselves are never modified)."""
+        if not 0 <= int(s) < self.n_orderings:
+            raise ValueError(f"mask set must be in 0..{self.n_orderings - 1}, got {s}")
         self.current_mask = int(s)
+
+    def masks(self, s: int | None = None) -> list[torch.Tensor]:
+        """The 0/1 masks ``(out, in)`` of every layer for mask set ``s`` (default: the current one)."""
+        s = self.current_mask if s is None else int(s)
+        return [getattr(self, f"masks_{i}")[s] for i in range(len(self.layers))]
 
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
         """(B, D, K) float one-hot input -> (B, D, K) logits under the current mask set.
 
         Takes the one-hot encoding (not the levels) so gradients can reach the input.
         """
+        masks = self.masks()
         h = onehot.reshape(onehot.shape[0], -1)  # (B, D*K)
-        for layer in self.layers[:-1]:
-            h = F.relu(layer(h))  # (B, H)
-        return self.layers[-1](h).reshape(onehot.shape[0], self.input_dim, self.levels)  # (B, D, K)
+        for layer, mask in zip(self.layers[:-1], masks):
+            h = F.relu(layer(h, mask))  # (B, H)
+        return self.layers[-1](h, masks[-1]).reshape(onehot.shape[0], self.input_dim, self.levels)  # (B, D, K)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) int64 levels -> (B, D, K) logits of p(x_d | x before d) under the current mask set."""
