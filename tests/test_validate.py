@@ -94,6 +94,7 @@ def test_deleted_test_cell_and_misnamed_function_are_reported(homeworks, tmp_pat
     def edit(nb):
         nb.cells.remove(_cell(nb, "q2_tests"))
         _cell(nb, "q1_solution").source = "def twice(x):\n    return 2 * x"  # misnamed
+        nb.cells.append(new_code_cell("import os\nos._exit(3)"))  # the kernel dies at the end
     report = val.validate(_student_copy(homeworks, tmp_path, edit), release_dir=homeworks, timeout_s=120)
     checks = _by_id(report)
     assert checks["q2_tests"].status == "missing" and checks["q2_tests"].max_points == 1
@@ -102,6 +103,7 @@ def test_deleted_test_cell_and_misnamed_function_are_reported(homeworks, tmp_pat
     text = "\n".join(report.problems)
     assert "'q2_tests' of the release is missing" in text
     assert "'double' is not defined" in text
+    assert "the run stopped in cell 10 ('import os'): DeadKernelError" in text
 
 
 def test_time_limits_per_cell_and_whole_notebook(homeworks, tmp_path):

@@ -127,6 +127,15 @@ def _restore_locked_cells(nb, release_nb, report: Report) -> None:
                                "release asks for it")
 
 
+_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+_STOPPED = "DEEPUL-VALIDATE-STOPPED"
+
+
+def _own_cells(nb) -> list:
+    """The notebook's cells without the ones papermill inserts."""
+    return [c for c in nb.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
+
+
 def _error_of(cell) -> tuple[str, str] | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
@@ -146,6 +155,8 @@ def _execute(in_path: str, out_path: str, cell_timeout: int, cwd: str) -> int:
                                               f"than {cell_timeout} s and was interrupted", "traceback": []})
     except pm.PapermillExecutionError:
         pass  # cells raised: the caller reads them from the executed copy
+    except Exception as e:  # the kernel died (os._exit, a crash, memory) or could not start
+        print(f"{_STOPPED} {type(e).__name__}: {str(e)[:300]}")
     return 0
 
 
@@ -206,6 +217,14 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
             report.problems.append("the notebook could not be executed:\n" + log.decode(errors="replace")[-2000:])
             return report
         executed = nbformat.read(out_path, as_version=4)
+        text = log.decode(errors="replace")
+        if _STOPPED in text and not timed_out:
+            why = text.split(_STOPPED, 1)[1].strip().splitlines()[0]
+            own = _own_cells(executed)
+            started = [i for i, c in enumerate(own, 1) if (c.metadata.get("papermill") or {}).get("start_time")]
+            where = f"cell {started[-1]} ({_first_line(own[started[-1] - 1])!r})" if started else "the notebook"
+            hint = (" (os._exit, a crash, or memory exhausted)" if why.startswith("DeadKernelError") else "")
+            report.problems.append(f"the run stopped in {where}: {why}{hint}; later cells did not run")
         if keep is not None:
             Path(keep).parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(executed, keep)
@@ -213,11 +232,10 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
     return report
 
 
-_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 
 def _score(executed, report: Report, cell_timeout_s: int) -> None:
-    own = [c for c in executed.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
+    own = _own_cells(executed)
     counted = {c.grade_id for c in report.checks}
     unanswered = False  # an earlier cell raised NotImplementedError (a placeholder left in)
     for i, cell in enumerate(own, start=1):
