@@ -94,9 +94,9 @@ def test_logistic_mixture_sums_to_one_for_extreme_parameters(levels):
         w, mu, log_s = (t.clone().requires_grad_() for t in (w, mu, log_s))
         lp = discretized_logistic_mixture_log_probs(values, w, mu, log_s, levels)  # (levels,)
         assert lp.shape == (levels,)
-        assert torch.isfinite(lp).all() or (lp[torch.isfinite(lp)].exp().sum() > 0)
+        assert torch.isfinite(lp).all()  # tiny probabilities stay finite in log space
         assert abs(float(torch.logsumexp(lp.detach(), 0).exp()) - 1.0) < 1e-5, (mu, log_s)
-        lp[torch.isfinite(lp)].sum().backward()
+        lp.sum().backward()
         for t in (w, mu, log_s):
             assert torch.isfinite(t.grad).all()
 

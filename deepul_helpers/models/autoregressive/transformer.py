@@ -126,6 +126,8 @@ class Transformer(nn.Module):
 
         ``use_cache=False`` recomputes the whole prefix at every step (same samples, slower).
         """
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive (1.0 samples the model itself), got {temperature}")
         n, dev = int(n), model_device(self)
         x = torch.zeros(n, self.seq_len, dtype=torch.long, device=dev)
         n_prompt = 0
