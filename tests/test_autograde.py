@@ -96,6 +96,10 @@ def hostile_class(root: Path, secret_paths: dict[str, str]) -> dict[str, float]:
         "try:\n        open({gb!r}, 'wb').write(b'garbage')\n    except OSError:\n        pass\n"
         "    return float(np.mean(x))").format(gb=secret_paths["gradebook"]))
     subs["q_snoop"] = (with_solution(with_solution(rel, "q1_solution", snoop_q1), "q2_solution", snoop_q2), 3)
+    # r_tamper closes the grader's channels (every fd above 2) before importing the forbidden module.
+    subs["r_tamper"] = (with_solution(q2_only, "q1_solution", (
+        "import os\n_ = os.closerange(3, 4096)\n\ndef softmax(x):\n    import importlib\n"
+        "    return importlib.import_module('scipy.special').softmax(x, axis=-1)\n")), 3)
     # i_fake also forges the in-notebook tests: patched numpy helpers and an input transformer.
     fake = subs["i_fake"][0]
     fake.cells.insert(3, nbformat.v4.new_code_cell(
@@ -164,6 +168,7 @@ def test_statuses_say_what_happened(graded):
     assert r["a_full"].status == "graded" and all(r["a_full"].claims.values())
     assert r["m_malformed"].status == "malformed"
     assert r["n_missing"].status == "missing"
+    assert r["r_tamper"].status == "flagged" and "q1_tests" in r["r_tamper"].review
     for s in ("j_forbid_static", "k_forbid_dynamic"):
         assert r[s].status == "flagged" and "q1_tests" in r[s].review
         assert any("scipy.special" in m for m in r[s].question_messages["q1_tests"])

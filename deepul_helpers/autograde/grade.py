@@ -291,6 +291,7 @@ def _grade_notebook(ctx, index, nb, source, verdict, res: StudentResult, box: Pa
             res.messages.append(f"{str(label)[:40]}: a top-level statement raised {str(err)[:40]} while loading")
     tampered = "S" in run.events and (run.returncode != 0 or not run.events or run.events[-1] != "E")
     tampered = tampered and not run.timed_out and loaded is not None and len(results) == len(questions)
+    tampered = tampered or run.events_cut  # only a submission writing to the channel itself can flood it
     for q in questions:
         hit = _forbidden_hits(q, code, run.events, tampered)
         if hit:

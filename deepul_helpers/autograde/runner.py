@@ -134,7 +134,9 @@ def set_env(workdir: str, uid: int | None) -> None:
 
 
 def _forbidden_paths(modules: list[str]) -> list[str]:
-    """Files/folders holding the forbidden modules' source, found without importing them."""
+    """Path prefixes of the forbidden modules' code, found without importing them: a package's
+    folder (``.../pkg/``), a module's source (``.../mod.py``) and its bytecode
+    (``.../__pycache__/mod.``)."""
     import importlib.util
 
     paths = []
@@ -144,10 +146,12 @@ def _forbidden_paths(modules: list[str]) -> list[str]:
         if spec is None or not spec.submodule_search_locations:
             continue
         for base in spec.submodule_search_locations:
-            stem = os.path.join(base, *rest)
-            for cand in (stem, stem + ".py"):
-                if os.path.exists(cand):
-                    paths.append(os.path.realpath(cand))
+            stem = os.path.realpath(os.path.join(base, *rest))
+            if os.path.isdir(stem):
+                paths.append(stem + os.sep)
+            elif os.path.exists(stem + ".py"):
+                head, name = os.path.split(stem)
+                paths += [stem + ".py", os.path.join(head, "__pycache__", name + ".")]
     return paths
 
 
@@ -168,7 +172,7 @@ def install_audit_hook(fd: int, modules: list[str], paths: list[str]) -> None:
                 p = p.decode() if isinstance(p, bytes) else p
             except Exception:
                 return
-            if p.startswith(roots) and p.endswith(".py"):
+            if p.startswith(roots):
                 write(fd, f"O {p}\n".encode())
 
     sys.addaudithook(hook)

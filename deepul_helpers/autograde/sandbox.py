@@ -111,6 +111,7 @@ class RunResult:
     wall_s: float
     output: str                     # capped stdout + stderr
     events: list[str]               # lines the audit hook sent (verdict mode)
+    events_cut: bool = False        # more event bytes than kept: someone flooded the channel
 
     @property
     def crashed(self) -> bool:
@@ -215,7 +216,8 @@ def run(spec: dict, control_dir: Path, limits: Limits, *, event_pipe: bool = Fal
     if events:
         events.join(timeout=10)
     lines = events.text().splitlines() if events else []
-    return RunResult(proc.returncode, timed_out, wall, out.text(), lines)
+    cut = bool(events) and events.total > len(events.head) + len(events.tail)
+    return RunResult(proc.returncode, timed_out, wall, out.text(), lines, cut)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
