@@ -323,6 +323,13 @@ def test_release_has_no_solutions_and_no_hidden_tests():
             assert released[gid].source == strip_hidden_tests(cell.source), gid
             assert "HIDDEN" not in released[gid].source
     assert not any(c.get("outputs") for c in _cells(RELEASE) if c.cell_type == "code")
+    # a student can run every released solution cell before writing anything: the stubs raise only
+    # when called, so each cell defines its names (no stub at a class body's top level)
+    ns: dict = {}
+    for cell in _cells(RELEASE):
+        if _meta(cell).get("grade_id") == "setup" or _meta(cell).get("solution"):
+            exec(compile(cell.source, _meta(cell)["grade_id"], "exec"), ns)
+    assert all(set(q.requires) <= set(ns) for q in verdict.QUESTIONS)
 
 
 def test_expected_numbers_are_measured_and_stated_in_the_notebook():
