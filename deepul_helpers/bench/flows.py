@@ -4,7 +4,8 @@ Rows: data set, model, test NLL (nats/dim and bits/dim; for digits the bound on 
 NLL, one noise sample per image averaged over several draws, and the importance-weighted
 bound, k in ``iw_k``), true entropy and gap where known, training seconds and iterations, and
 per-example times for density evaluation and sampling (the MAF/IAF trade-off). Every model is
-trained by ``train.fit`` under a time budget, with a cosine learning-rate decay over it.
+trained by ``train.fit`` for a fixed number of epochs with a wall-clock cap, cosine learning-rate decay;
+``train_cpu_s`` says how much CPU time the run actually got (less than ``train_s`` on a busy machine).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from deepul_helpers.models import flows as fl
 from deepul_helpers.train import fit
 
 
-def _cosine_step(lr: float, budget_s: float, grad_clip: float | None = 100.0):
-    """A ``fit`` step hook: the default update, with lr decayed by a cosine over ``budget_s``."""
+def _cosine_step(lr: float, budget_s: float, total_iters: int, grad_clip: float | None = 100.0):
+    """A ``fit`` step hook: the default update, with lr decayed by a cosine over the run (whichever of
+    ``budget_s`` seconds or ``total_iters`` iterations comes first)."""
     start = []
 
     def step(model, batch, opt, it):
         if not start:
             start.append(time.perf_counter())
-        frac = min(1.0, (time.perf_counter() - start[0]) / budget_s)
+        frac = min(1.0, max((time.perf_counter() - start[0]) / budget_s, it / max(total_iters, 1)))
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         opt.zero_grad(set_to_none=True)
@@ -52,10 +54,14 @@ def _median_time(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _row(name, label, model, train, test, budget_s, lr, batch_size, quick, device, n_sample, eval_draws, iw_k):
+def _row(name, label, model, train, test, epochs, budget_s, lr, batch_size, quick, device, n_sample, eval_draws,
+         iw_k):
     test = test[: config.pick(len(test), 64, quick=quick)]
-    hist = fit(model, train, test, epochs=100_000, budget_s=budget_s, lr=lr, batch_size=batch_size,
-               seed=0, device=device, quick=quick, progress=False, step=_cosine_step(lr, budget_s))
+    cpu0 = time.process_time()
+    total = epochs * math.ceil(len(train) / batch_size)
+    hist = fit(model, train, test, epochs=epochs, budget_s=budget_s, lr=lr, batch_size=batch_size,
+               seed=0, device=device, quick=quick, progress=False, step=_cosine_step(lr, budget_s, total))
+    train_cpu_s = time.process_time() - cpu0  # CPU seconds this process got (the machine may be shared)
     model.eval()
     x = torch.as_tensor(test).to(model.device)
     info = data.info(name)
@@ -76,7 +82,7 @@ def _row(name, label, model, train, test, budget_s, lr, batch_size, quick, devic
         "iw_k": None if iw is None else iw_k,
         "entropy_nats_per_dim": entropy,
         "gap_percent": None if entropy is None else metrics.gap_percent(nll, entropy),
-        "train_s": hist.wall_time_s, "iterations": hist.iterations,
+        "train_s": hist.wall_time_s, "train_cpu_s": train_cpu_s, "iterations": hist.iterations,
         "density_s_per_example": dens_s, "sample_s_per_sample": samp_s,
         "params": sum(p.numel() for p in model.parameters()),
     }
@@ -88,32 +94,37 @@ def run(quick: bool = False, device: str = "auto") -> list[dict]:
     torch.manual_seed(0)
     rows = []
 
+    # (data set, label, model, epochs, wall-clock cap in seconds, lr, batch size). Epochs are sized to
+    # fit about 60 s (30 s for the RealNVP baselines) of training on an idle 2-core CPU; the cap
+    # stops a run on a busy machine; train_s and train_cpu_s report what each run took.
     toys = [
         ("gaussians_8", "CDFFlow2d (16 Gaussians, autoregressive)", lambda: fl.CDFFlow2d(16, "gaussian", 128),
-         60, 3e-3, 512),
-        ("gaussians_8", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 30, 1e-3, 128),
+         40, 150, 3e-3, 512),
+        ("gaussians_8", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 15, 75, 1e-3, 128),
         ("checkerboard", "SplineFlow (2 RQ-spline couplings, 32 bins)", lambda: fl.SplineFlow(2, 2, 32, 128),
-         60, 5e-3, 512),
-        ("checkerboard", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 30, 1e-3, 128),
+         45, 150, 5e-3, 512),
+        ("checkerboard", "RealNVP (8 affine couplings)", lambda: fl.RealNVP(2, 8, 64), 15, 75, 1e-3, 128),
     ]
-    for name, label, build, budget, lr, bs in toys:
+    for name, label, build, epochs, cap, lr, bs in toys:
         train, test = data.load(name, "train"), data.load(name, "test")
-        rows.append(_row(name, label, build(), train, test, pick(budget, 2), lr, bs, quick, device,
+        rows.append(_row(name, label, build(), train, test, epochs, pick(cap, 5), lr, bs, quick, device,
                          n_sample=pick(1000, 50), eval_draws=1, iw_k=None))
 
     train, test = data.load("digits", "train"), data.load("digits", "test")
     shape, levels = train.shape[1:], data.info("digits").levels
-    images = [
+    images = [  # MAF and IAF get the same wall-clock budget: the rows show how far each gets in it
         ("RealNVP multiscale, uniform dequantization",
-         lambda: fl.RealNVPImage(shape, levels, channels=32, n_blocks=1), 150),
+         lambda: fl.RealNVPImage(shape, levels, channels=32, n_blocks=1), 15, 300),
         ("RealNVP multiscale, variational dequantization",
          lambda: fl.RealNVPImage(shape, levels, channels=32, n_blocks=1, dequantization="variational",
-                                 deq_couplings=2, deq_channels=16), 150),
-        ("MAF (5 layers; density 1 pass, sampling 64 passes)", lambda: fl.MAF(shape, 5, 128, levels=levels), 60),
-        ("IAF (5 layers; sampling 1 pass, density 64 passes)", lambda: fl.IAF(shape, 5, 128, levels=levels), 60),
+                                 deq_couplings=2, deq_channels=16), 15, 300),
+        ("MAF (5 layers; density 1 pass, sampling 64 passes)", lambda: fl.MAF(shape, 5, 128, levels=levels),
+         1000, 60),
+        ("IAF (5 layers; sampling 1 pass, density 64 passes)", lambda: fl.IAF(shape, 5, 128, levels=levels),
+         1000, 60),
     ]
-    for i, (label, build, budget) in enumerate(images):
+    for i, (label, build, epochs, cap) in enumerate(images):
         draws, k = (10, 64) if i < 2 else (2, 8)  # IAF's density costs 64 passes: fewer evaluations
-        rows.append(_row("digits", label, build(), train, test, pick(budget, 2), 2e-3, 64, quick, device,
+        rows.append(_row("digits", label, build(), train, test, epochs, pick(cap, 5), 2e-3, 64, quick, device,
                          n_sample=pick(100, 8), eval_draws=pick(draws, 1), iw_k=pick(k, 2)))
     return rows

@@ -97,7 +97,7 @@ class Flow(nn.Module):
         if tuple(x.shape[1:]) != self.shape:
             raise ValueError(f"{type(self).__name__} expects a batch of shape (B, {self.shape}), got "
                              f"{tuple(x.shape)}; build the model with the data set's shape")
-        x = x.to(self.device).float()
+        x = x.to(device=self.device, dtype=self._device_probe.dtype)  # the model's float dtype
         if self.shape == ():
             return x[:, None]  # (B,) -> (B, 1)
         return x.permute(0, 3, 1, 2) if self.image else x  # NHWC -> (B, C, H, W)
