@@ -255,7 +255,7 @@ def judge_q2(out, seed):
 
     score, msgs = 0.0, []
     for part, levels in ((1, 1), (2, 3)):
-        label = f"made_masks(levels={'1' if levels == 1 else '>1'})"
+        label = "made_masks (" + ("one feature per variable" if levels == 1 else "several levels per variable") + ")"
         if f"m{part}_error" in out:
             msgs.append(f"{label} raised {out[f'm{part}_error']}")
             continue
