@@ -118,7 +118,9 @@ def hostile_class(root: Path, secret_paths: dict[str, str]) -> dict[str, float]:
     t1.pop("outputs", None)
     t1.pop("execution_count", None)
     messy.cells.remove(cell_by_id(messy, "q2_tests"))
-    messy.cells.append(copy.deepcopy(cell_by_id(messy, "setup")))
+    duplicate = copy.deepcopy(cell_by_id(messy, "setup"))
+    duplicate["id"] = "duplicate-setup"
+    messy.cells.append(duplicate)
     subs["l_messy"] = (messy, 5)
     expected = {}
     for student, (nb, total) in subs.items():

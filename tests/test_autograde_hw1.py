@@ -87,7 +87,7 @@ def test_hostile_submissions_in_the_same_batch(hw1):
 
 
 def test_grading_again_alone_gives_identical_grades(hw1, tmp_path):
-    again = autograde(ASSIGNMENT, hw1["base"] / "submitted", students=["ref", "partial"], out=tmp_path / "o",
+    again = autograde(ASSIGNMENT, hw1["base"] / "submitted", students=["ref"], out=tmp_path / "o",
                       **dict(hw1["kwargs"], db=f"sqlite:///{tmp_path / 'gb.db'}"))
     for r in again:
         assert r.scores == hw1["results"][r.student].scores
