@@ -241,7 +241,8 @@ def test_degraded_mode_still_grades_and_warns(tmp_path, monkeypatch):
 def test_grades_csv_keeps_students_not_regraded_and_defuses_formulas(tmp_path):
     import csv
 
-    from deepul_helpers.autograde.grade import StudentResult, previous_rows, write_csv
+    from deepul_helpers.autograde.grade import StudentResult
+    from deepul_helpers.autograde.grades_csv import previous_rows, write_csv
 
     def result(student, score, message=""):
         return StudentResult(student=student, assignment="a", scores={"q1": score}, max_scores={"q1": 2.0},

@@ -15,7 +15,6 @@ The parent process writes the gradebook and ``grades.csv`` after each student.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import math
 import os
@@ -33,8 +32,10 @@ from pathlib import Path
 import nbformat
 
 from deepul_helpers.autograde import cells as nbcells
-from deepul_helpers.autograde import sandbox, transport
+from deepul_helpers.autograde import sandbox
 from deepul_helpers.autograde.collect import Submission, collect, pick_notebook
+from deepul_helpers.autograde.grades_csv import previous_rows, write_csv
+from deepul_helpers.autograde.judging import forbidden_hit, question_result, read_json
 
 
 class GradingSetupError(RuntimeError):
@@ -128,81 +129,6 @@ def check_assignment(source: nbcells.SourceNotebook, verdict) -> list[str]:
 # ----------------------------------------------------------------------------- one student
 
 
-def _read_json(path: Path, cap: int = 1 << 20):
-    import json
-
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > cap:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _forbidden_hits(q, code: nbcells.StudentCode, events: list[str], tampered: bool) -> str | None:
-    from deepul_helpers.autograde.runner import _forbidden_paths
-
-    for mod in sorted(code.imports):
-        for f in q.forbidden:
-            if nbcells.module_matches(mod, f):
-                return f"your solution imports {mod}"
-    paths = tuple(_forbidden_paths(list(q.forbidden)))
-    started = False
-    for line in events:
-        if line == "S":
-            started = True
-        elif started and line.startswith("I ") and any(nbcells.module_matches(line[2:], f) for f in q.forbidden):
-            return f"your code imported {line[2:]}"
-        elif started and line.startswith("O ") and paths and line[2:].startswith(paths):
-            return "your code read the source of " + ", ".join(q.forbidden)
-    if tampered and q.forbidden:
-        return "the grader's record of imports was interfered with"
-    return None
-
-
-def _question_result(q, st, probe_dir: Path, seed: int, log: list[str]) -> tuple[float, list[str]]:
-    if not isinstance(st, dict):
-        return 0.0, ["not checked: the grading process ended before this question"]
-    status = st.get("status")
-    if status == "missing":
-        names = [n for n in st.get("missing", []) if isinstance(n, str)][:10]
-        return 0.0, [f"not defined by your solution cells: {', '.join(names)}"]
-    if status == "timeout":
-        return 0.0, [f"your code did not finish within {q.timeout_s:g} s"]
-    if status == "crash":
-        sig = st.get("signal") if isinstance(st.get("signal"), str) else None
-        return 0.0, ["your code crashed the process" + (f" ({sig[:20]})" if sig else "")
-                     + "; a memory limit or os._exit/sys.exit can cause this"]
-    if status == "error":
-        err = _read_json(probe_dir / f"{q.grade_id}.error.json") or {}
-        name = err.get("error") if isinstance(err.get("error"), str) else "Exception"
-        if name == "BadOutput":
-            log.append(f"{q.grade_id}: probe output rejected: {err.get('detail')}")
-            return 0.0, ["your function returned something other than the documented numbers/arrays"]
-        return 0.0, [f"your code raised {name[:40]} on the grader's inputs"]
-    if status != "ok":
-        return 0.0, ["not checked: the grading process reported nothing usable"]
-    try:
-        out = transport.load(probe_dir, q.grade_id)
-    except transport.TransportError as e:
-        log.append(f"{q.grade_id}: transport: {e}")
-        return 0.0, ["your function returned something other than the documented numbers/arrays"]
-    try:
-        points, messages = q.judge(out, seed)
-    except Exception:
-        log.append(f"{q.grade_id}: judge raised:\n{traceback.format_exc()}")
-        return 0.0, ["your output could not be checked: it does not have the documented form"]
-    try:
-        points = float(points)
-    except (TypeError, ValueError):
-        points = 0.0
-    if not math.isfinite(points):
-        points = 0.0
-    messages = [messages] if isinstance(messages, str) else [str(m) for m in (messages or [])]
-    return min(max(points, 0.0), float(q.points)), messages
-
-
 def grade_submission(ctx: Context, index: int, sub: Submission) -> StudentResult:
     """Grade one student (in a trusted worker process)."""
     start = time.monotonic()
@@ -282,8 +208,8 @@ def _grade_notebook(ctx, index, nb, source, verdict, res: StudentResult, box: Pa
     run = sandbox.run(spec, control, ctx.limits, event_pipe=True)
     log += ["--- verdict run: " + run.describe() + f" after {run.wall_s:.1f} s", run.output, *run.events]
     probe_dir = work / "probe"
-    results = _read_json(probe_dir / "results.json") or {}
-    loaded = _read_json(probe_dir / "load.json")
+    results = read_json(probe_dir / "results.json") or {}
+    loaded = read_json(probe_dir / "load.json")
     if loaded is None:
         res.messages.append("your solution cells could not be loaded: " + run.describe())
     else:
@@ -293,7 +219,7 @@ def _grade_notebook(ctx, index, nb, source, verdict, res: StudentResult, box: Pa
     tampered = tampered and not run.timed_out and loaded is not None and len(results) == len(questions)
     tampered = tampered or run.events_cut  # only a submission writing to the channel itself can flood it
     for q in questions:
-        hit = _forbidden_hits(q, code, run.events, tampered)
+        hit = forbidden_hit(q, code, run.events, tampered)
         if hit:
             res.scores[q.grade_id] = 0.0
             res.review.append(q.grade_id)
@@ -306,7 +232,7 @@ def _grade_notebook(ctx, index, nb, source, verdict, res: StudentResult, box: Pa
         if st is None and run.timed_out:
             points, msgs = 0.0, [f"not checked: grading stopped at the time limit ({ctx.limits.timeout_s:g} s)"]
         else:
-            points, msgs = _question_result(q, st, probe_dir, int(verdict.HIDDEN_SEED), log)
+            points, msgs = question_result(q, st, probe_dir, int(verdict.HIDDEN_SEED), log)
         res.scores[q.grade_id] = points
         res.question_messages[q.grade_id] += msgs
 
@@ -367,47 +293,6 @@ def _init_worker() -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
-
-
-# ----------------------------------------------------------------------------- grades.csv
-
-
-def _cell(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def csv_header(question_ids: list[str]) -> list[str]:
-    return ["student", *question_ids, "total", "max_total", "status", "message"]
-
-
-def previous_rows(path: Path, question_ids: list[str]) -> dict[str, list[str]]:
-    """Rows of an existing grades.csv with the same columns (kept for students not regraded now)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except OSError:
-        return {}
-    if not rows or rows[0] != csv_header(question_ids):
-        return {}
-    return {row[0]: row for row in rows[1:] if row}
-
-
-def write_csv(path: Path, results: list[StudentResult], question_ids: list[str],
-              keep: dict[str, list[str]] | None = None) -> None:
-    """``student, <question...>, total, max_total, status, message`` (atomically replaced); rows in
-    ``keep`` (earlier runs) stay unless this run graded that student again."""
-    rows = dict(keep or {})
-    for r in results:
-        msgs = list(r.messages) + [f"{g}: {m}" for g in question_ids for m in r.question_messages.get(g, [])]
-        rows[r.student] = [r.student, *(f"{r.scores.get(g, 0.0):g}" for g in question_ids), f"{r.total:g}",
-                           f"{r.max_total:g}", r.status, _cell(" | ".join(msgs))[:2000]]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(csv_header(question_ids))
-        for student in sorted(rows):
-            w.writerow(rows[student])
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- the whole class
