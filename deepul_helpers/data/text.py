@@ -6,8 +6,10 @@
   character; the grammar's entropy rate (the limit for long windows) is given in the
   description and as ``true_distribution("text_grammar").entropy_rate``.
 - ``text_corpus``: real English assembled at run time from the docstrings of a fixed list of
-  standard-library modules (module, public functions, classes and their public methods, in
-  a fixed order). Each docstring is cleaned (``inspect.cleandoc``), reduced to ASCII
+  standard-library modules, read from their source files with ``ast`` (module, public
+  top-level functions and classes, the classes' public methods, in source order; modules
+  without Python source contribute nothing), so the text does not depend on what the
+  process imported or patched before. Each docstring is cleaned (``inspect.cleandoc``), reduced to ASCII
   (NFKD), whitespace runs collapsed to one space within a paragraph and paragraphs separated
   by one newline; a paragraph already seen in an earlier docstring is dropped, then docstrings
   shorter than 40 characters are dropped.
@@ -20,12 +22,14 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib
+import importlib.util
 import inspect
 import re
 import unicodedata
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -99,37 +103,39 @@ def _clean(doc: str) -> str:
     return "\n".join(p for p in paragraphs if p)
 
 
+def _source_docstrings(mod_name: str) -> list[str]:
+    """Docstrings of a standard-library module read from its source file, in source order: the
+    module, its public top-level functions and classes, and the classes' public methods.
+
+    Reading the source (not the live objects) keeps the corpus independent of what the process
+    imported or patched before; a module without Python source (a C extension) gives nothing.
+    """
+    spec = importlib.util.find_spec(mod_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return []
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    docs = [ast.get_docstring(tree, clean=False)]
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        if isinstance(node, defs) and not node.name.startswith("_"):
+            docs.append(ast.get_docstring(node, clean=False))
+            if isinstance(node, ast.ClassDef):
+                docs += [ast.get_docstring(m, clean=False) for m in node.body
+                         if isinstance(m, defs[:2]) and not m.name.startswith("_")]
+    return [d for d in docs if d]
+
+
 def corpus_documents() -> list[str]:
     """The cleaned docstrings, in their fixed order, without repeats: a paragraph already seen
     in an earlier docstring is dropped (inherited and copied text appears once)."""
     docs, seen = [], set()
-
-    def add(obj):
-        doc = getattr(obj, "__doc__", None)
-        if not isinstance(doc, str):
-            return
-        paragraphs = [p for p in _clean(doc).split("\n") if p not in seen]
-        seen.update(paragraphs)
-        text = "\n".join(paragraphs)
-        if len(text) >= 40:
-            docs.append(text)
-
     for mod_name in CORPUS_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:  # a module missing from this Python build: the checksum will show it
-            continue
-        add(mod)
-        for name, obj in sorted(vars(mod).items()):
-            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
-                continue
-            if inspect.isclass(obj):
-                add(obj)
-                for meth_name, meth in sorted(vars(obj).items()):
-                    if not meth_name.startswith("_") and callable(meth):
-                        add(meth)
-            elif callable(obj):
-                add(obj)
+        for doc in _source_docstrings(mod_name):
+            paragraphs = [p for p in _clean(doc).split("\n") if p not in seen]
+            seen.update(paragraphs)
+            text = "\n".join(paragraphs)
+            if len(text) >= 40:
+                docs.append(text)
     return docs
 
 
