@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from deepul_helpers.autograde.verdict import Question
+from deepul_helpers.autograde.verdict import Question, attempt, close
 
 HIDDEN_SEED = 20261124
 AR = "deepul_helpers.models.autoregressive"
@@ -44,38 +44,6 @@ def _arr(value) -> np.ndarray:
     return value.astype(np.float64) if value.dtype.kind == "f" else value
 
 
-def _error(e: BaseException) -> str:
-    """Only the builtin exception class name: a student-chosen message could carry hidden data."""
-    import builtins
-
-    for cls in type(e).__mro__:
-        if cls.__module__ == "builtins" and isinstance(getattr(builtins, cls.__name__, None), type):
-            return cls.__name__
-    return "Exception"
-
-
-def _attempt(out: dict, part: str, fn) -> None:
-    """Run ``fn() -> dict`` and merge its values into ``out``; on an exception record its class."""
-    try:
-        out.update(fn())
-    except Exception as e:  # student code may raise anything
-        out[f"{part}_error"] = _error(e)
-
-
-def _close(out: dict, key: str, expected, atol: float, rtol: float = 1e-4) -> tuple[bool, str]:
-    """Does out[key] have expected's shape and values? -> (ok, what was wrong)."""
-    got = out.get(key)
-    expected = np.asarray(expected, dtype=np.float64)
-    if not isinstance(got, np.ndarray) or got.dtype.kind not in "biuf":
-        return False, "not a numeric array/tensor"
-    if got.shape != expected.shape:
-        return False, f"shape {got.shape}, expected {expected.shape}"
-    if not np.all(np.isfinite(got)):
-        return False, "contains NaN or inf"
-    err = np.abs(got.astype(np.float64) - expected)
-    if not np.all(err <= atol + rtol * np.abs(expected)):
-        return False, f"differs from the reference (largest error {float(err.max()):.3g})"
-    return True, ""
 
 
 def _fit_seed(seed: int) -> int:
@@ -143,8 +111,8 @@ def probe_q1(ns, seed):
         x, w, mu, ls, levels = args
         return _arr(f(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(mu), torch.from_numpy(ls), levels))
 
-    _attempt(out, "a", lambda: {"a_logp": call(moderate)})
-    _attempt(out, "ext", lambda: {"ext_logp": call(ext)})
+    attempt(out, "a", lambda: {"a_logp": call(moderate)})
+    attempt(out, "ext", lambda: {"ext_logp": call(ext)})
     train_x, test_x, levels = _q1_data(seed)
     for kind in ("histogram", "logistic"):
         def run(kind=kind):
@@ -153,7 +121,7 @@ def probe_q1(ns, seed):
                                          device="cpu")
             return {f"{kind}_train": _arr(tr), f"{kind}_test": _arr(te), f"{kind}_probs": _arr(probs)}
 
-        _attempt(out, kind, run)
+        attempt(out, kind, run)
     return out
 
 
@@ -171,13 +139,13 @@ def judge_q1(out, seed):
     if "a_error" in out:
         msgs.append(f"logistic_mixture_log_probs raised {out['a_error']} on moderate parameters")
     else:
-        ok, why = _close(out, "a_logp", expected(moderate), atol=1e-4)
+        ok, why = close(out, "a_logp", expected(moderate), atol=1e-4)
         score += 1.5 if ok else 0.0
         msgs += [] if ok else [f"logistic_mixture_log_probs (moderate parameters): {why}"]
     if "ext_error" in out:
         msgs.append(f"logistic_mixture_log_probs raised {out['ext_error']} on extreme scales/means")
     else:
-        ok, why = _close(out, "ext_logp", expected(ext), atol=1e-3, rtol=1e-4)
+        ok, why = close(out, "ext_logp", expected(ext), atol=1e-3, rtol=1e-4)
         score += 0.5 if ok else 0.0
         msgs += [] if ok else [f"logistic_mixture_log_probs (extreme scales and means, must stay finite): {why}"]
 
@@ -235,10 +203,10 @@ def probe_q2(ns, seed):
     out = {}
     for part, levels in ((1, 1), (2, 3)):
         deg = _q2_degrees(seed, part)
-        _attempt(out, f"m{part}", lambda deg=deg, levels=levels, part=part: {
+        attempt(out, f"m{part}", lambda deg=deg, levels=levels, part=part: {
             f"m{part}": [_arr(m) for m in ns["made_masks"]([d.copy() for d in deg], levels)]})
     lp = torch.from_numpy(_q2_log_probs(seed))
-    _attempt(out, "ens", lambda: {"ens": _arr(ns["ensemble_log_prob"](lp))})
+    attempt(out, "ens", lambda: {"ens": _arr(ns["ensemble_log_prob"](lp))})
     train_x, test_x, levels = _q2_data(seed)
 
     def run():
@@ -246,7 +214,7 @@ def probe_q2(ns, seed):
         tr, te, s = ns["q2_fit"](train_x, test_x, levels, Q2_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
         return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
 
-    _attempt(out, "fit", run)
+    attempt(out, "fit", run)
     return out
 
 
@@ -275,7 +243,7 @@ def judge_q2(out, seed):
     else:
         lp = torch.from_numpy(_q2_log_probs(seed))
         want = (torch.logsumexp(lp, 0) - math.log(lp.shape[0])).numpy()  # log of the mean probability
-        ok, why = _close(out, "ens", want, atol=1e-6, rtol=1e-9)
+        ok, why = close(out, "ens", want, atol=1e-6, rtol=1e-9)
         score += 1.0 if ok else 0.0
         msgs += [] if ok else [f"ensemble_log_prob: {why} (average probabilities, not log-probabilities)"]
     err = _fit_error(out, "fit", "q2_fit")
@@ -318,7 +286,7 @@ def probe_q3(ns, seed):
     out = {}
     mono, colour = _q3_cases(seed)
     for tag, cases in (("mono", mono), ("colour", colour)):
-        _attempt(out, tag, lambda cases=cases, tag=tag: {
+        attempt(out, tag, lambda cases=cases, tag=tag: {
             tag: [_arr(ns["pixelcnn_mask"](*c)) for c in cases]})
     train_x, test_x, levels = _q3_data(seed)
 
@@ -327,7 +295,7 @@ def probe_q3(ns, seed):
         tr, te, s = ns["q3_fit"](train_x, test_x, levels, Q3_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
         return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
 
-    _attempt(out, "fit", run)
+    attempt(out, "fit", run)
     return out
 
 
@@ -396,7 +364,7 @@ Q4_GEN = (3, 12)  # n, length for the cache-vs-naive comparison
 def probe_q4(ns, seed):
     out = {}
     q, k, v = (torch.from_numpy(a) for a in _q4_qkv(seed))
-    _attempt(out, "full", lambda: {"full": _arr(ns["causal_attention"](q, k, v))})
+    attempt(out, "full", lambda: {"full": _arr(ns["causal_attention"](q, k, v))})
 
     def steps():
         cache, outs, sizes = None, [], []
@@ -406,7 +374,7 @@ def probe_q4(ns, seed):
             sizes.append([list(cache[0].shape), list(cache[1].shape)])
         return {"steps": np.concatenate(outs, axis=2), "cache_shapes": sizes}
 
-    _attempt(out, "step", steps)
+    attempt(out, "step", steps)
     train_x, test_x, levels = _q4_data(seed)
 
     def run():
@@ -421,7 +389,7 @@ def probe_q4(ns, seed):
         res["fit_naive"] = _arr(generate(n, length, False))
         return res
 
-    _attempt(out, "fit", run)
+    attempt(out, "fit", run)
     return out
 
 
@@ -432,13 +400,13 @@ def judge_q4(out, seed):
     if "full_error" in out:
         msgs.append(f"causal_attention raised {out['full_error']}")
     else:
-        ok, why = _close(out, "full", want, atol=1e-6)
+        ok, why = close(out, "full", want, atol=1e-6)
         score += 1.0 if ok else 0.0
         msgs += [] if ok else [f"causal_attention: {why} (position t attends to 0..t, itself included)"]
     if "step_error" in out:
         msgs.append(f"attention_step raised {out['step_error']}")
     else:
-        ok, why = _close(out, "steps", want, atol=1e-6)
+        ok, why = close(out, "steps", want, atol=1e-6)
         b, h, t, hs = q.shape
         sizes = out.get("cache_shapes")
         want_sizes = [[[b, h, i + 1, hs]] * 2 for i in range(t)]
@@ -489,7 +457,7 @@ def probe_q5(ns, seed):
         tr, te, s = ns["q5_fit"](train_x, test_x, vocab, Q5_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
         return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
 
-    _attempt(out, "fit", run)
+    attempt(out, "fit", run)
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepul_helpers.autograde.verdict import Question
+from deepul_helpers.autograde.verdict import Question, attempt, close
 
 HIDDEN_SEED = 20261125
 FLOWS = "deepul_helpers.models.flows"
@@ -42,38 +42,6 @@ def _arr(value) -> np.ndarray:
     return np.array(value, dtype=np.float64)
 
 
-def _error(e: BaseException) -> str:
-    """Only the builtin exception class name: a student-chosen message could carry hidden data."""
-    import builtins
-
-    for cls in type(e).__mro__:
-        if cls.__module__ == "builtins" and isinstance(getattr(builtins, cls.__name__, None), type):
-            return cls.__name__
-    return "Exception"
-
-
-def _attempt(out: dict, part: str, fn) -> None:
-    """Run ``fn() -> dict`` and merge its values into ``out``; on an exception record its class."""
-    try:
-        out.update(fn())
-    except Exception as e:  # student code may raise anything
-        out[f"{part}_error"] = _error(e)
-
-
-def _close(out: dict, key: str, expected, atol: float, rtol: float = 1e-4) -> tuple[bool, str]:
-    """Does out[key] have expected's shape and values? -> (ok, what was wrong)."""
-    got = out.get(key)
-    expected = np.asarray(expected, dtype=np.float64)
-    if not isinstance(got, np.ndarray) or got.dtype.kind not in "biuf":
-        return False, "not a numeric array/tensor"
-    if got.shape != expected.shape:
-        return False, f"shape {got.shape}, expected {expected.shape}"
-    if not np.all(np.isfinite(got)):
-        return False, "contains NaN or inf"
-    err = np.abs(got - expected)
-    if not np.all(err <= atol + rtol * np.abs(expected)):
-        return False, f"differs from the reference (largest error {float(err.max()):.3g})"
-    return True, ""
 
 
 def _fit_data(seed: int, question: int, n_train: int = 1000, n_test: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +94,7 @@ def _probe_fit(out: dict, tag: str, fit, seed: int, question: int) -> None:
             res[f"{tag}_sample"] = _arr(s)
         return res
 
-    _attempt(out, tag, run)
+    attempt(out, tag, run)
 
 
 def _judge_fit(out: dict, tag: str, name: str, points: float, samples: bool = False) -> tuple[float, list[str]]:
@@ -197,8 +165,8 @@ def probe_q1(ns, seed):
         return {"m_z": _arr(z), "m_logdet": _arr(logdet), "m_jac": _arr(torch.stack(jac)),
                 "m_log_prob": _arr(m.log_prob(pts)), "m_loss": float(_arr(m.loss(pts)))}
 
-    _attempt(out, "cdf", cdf)
-    _attempt(out, "m", model)
+    attempt(out, "cdf", cdf)
+    attempt(out, "m", model)
     _probe_fit(out, "fit", ns["q1_fit"], seed, 1)
     return out
 
@@ -223,7 +191,7 @@ def judge_q1(out, seed):
     else:
         z, log_f = _reference_mixture_cdf(*_q1_mixture_inputs(seed))
         for key, exp, what in (("cdf_z", z, "z"), ("cdf_ld", log_f, "log_dz_dx")):
-            ok, why = _close(out, key, exp, atol=2e-5)
+            ok, why = close(out, key, exp, atol=2e-5)
             score += 0.5 if ok else 0.0
             msgs += [] if ok else [f"mixture_cdf: {what} {why}"]
     # (b) the model's structure, by its own autograd Jacobian: 1 point
@@ -240,11 +208,11 @@ def judge_q1(out, seed):
         else:
             msgs.append("AutoregressiveCDFFlow2D: z1 must depend on x1 only")
         if (isinstance(jac, np.ndarray) and jac.shape == (6, 2, 2)
-                and _close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-4)[0]):
+                and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-4)[0]):
             score += 0.25
         else:
             msgs.append("AutoregressiveCDFFlow2D: logdet is not log|det dz/dx|")
-        lp_ok = isinstance(logdet, np.ndarray) and _close(out, "m_log_prob", logdet, atol=1e-5)[0]
+        lp_ok = isinstance(logdet, np.ndarray) and close(out, "m_log_prob", logdet, atol=1e-5)[0]
         loss = out.get("m_loss")
         if lp_ok and isinstance(loss, float) and abs(loss + float(out["m_log_prob"].mean()) / 2) < 1e-5:
             score += 0.25
@@ -291,7 +259,7 @@ def probe_q2(ns, seed):
             return {f"c{which}_fz": _arr(fz), f"c{which}_fld": _arr(fld), f"c{which}_ix": _arr(ix),
                     f"c{which}_ild": _arr(ild)}
 
-        _attempt(out, f"c{which}", coupling)
+        attempt(out, f"c{which}", coupling)
 
     def model():
         rng = _rng(seed, 2, 30)
@@ -309,7 +277,7 @@ def probe_q2(ns, seed):
         return {"m_z": _arr(z), "m_logdet": _arr(logdet), "m_jac": _arr(torch.stack(jac)), "m_back": _arr(back),
                 "m_x": _arr(x), "m_log_prob": _arr(m.log_prob(x)), "m_loss": float(_arr(m.loss(x)))}
 
-    _attempt(out, "m", model)
+    attempt(out, "m", model)
     _probe_fit(out, "fit", ns["q2_fit"], seed, 2)
     return out
 
@@ -331,7 +299,7 @@ def judge_q2(out, seed):
             ix, ild = ref.inverse(torch.from_numpy(z))
         for key, exp, what in (("fz", fz, "forward z"), ("fld", fld, "forward logdet"), ("ix", ix, "inverse x"),
                                ("ild", ild, "inverse logdet")):
-            ok, why = _close(out, f"c{which}_{key}", exp.numpy(), atol=1e-4)
+            ok, why = close(out, f"c{which}_{key}", exp.numpy(), atol=1e-4)
             score += 0.125 if ok else 0.0
             msgs += [] if ok else [f"AffineCoupling2D (mask {['[1, 0]', '[0, 1]'][which]}): {what} {why}"]
     # (b) RealNVP2D: inverse, logdet vs autograd, log_prob and loss: 1 point
@@ -339,18 +307,18 @@ def judge_q2(out, seed):
         msgs.append(f"RealNVP2D raised {out['m_error']}")
     else:
         jac, z, logdet = out.get("m_jac"), out.get("m_z"), out.get("m_logdet")
-        if _close(out, "m_back", out.get("m_x"), atol=1e-4)[0]:
+        if close(out, "m_back", out.get("m_x"), atol=1e-4)[0]:
             score += 0.25
         else:
             msgs.append("RealNVP2D: inverse(forward(x)) does not give x back")
         if (isinstance(jac, np.ndarray) and jac.shape == (8, 2, 2)
-                and _close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-3)[0]):
+                and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-3)[0]):
             score += 0.25
         else:
             msgs.append("RealNVP2D: logdet is not log|det dz/dx| (the standardisation counts too)")
         if isinstance(z, np.ndarray) and z.shape == (8, 2) and isinstance(logdet, np.ndarray):
             expected = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(1) + logdet
-            ok = _close(out, "m_log_prob", expected, atol=1e-4)[0]
+            ok = close(out, "m_log_prob", expected, atol=1e-4)[0]
         else:
             ok = False
         score += 0.25 if ok else 0.0
@@ -431,10 +399,10 @@ def probe_q3(ns, seed):
         return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_again": again, "fit_sample": _arr(s),
                 "fit_sample_dtype": str(s.dtype)}
 
-    _attempt(out, "logit", logit)
-    _attempt(out, "bpd", bpd)
-    _attempt(out, "m", model)
-    _attempt(out, "fit", fit)
+    attempt(out, "logit", logit)
+    attempt(out, "bpd", bpd)
+    attempt(out, "m", model)
+    attempt(out, "fit", fit)
     return out
 
 
@@ -450,7 +418,7 @@ def judge_q3(out, seed):
     else:
         s, ld = Logit(alpha).forward(torch.from_numpy(y.astype(np.float64)))
         for key, exp, what, pts in (("logit_s", s, "s", 0.25), ("logit_ld", ld, "logdet", 0.5)):
-            ok, why = _close(out, key, exp.numpy(), atol=1e-4)
+            ok, why = close(out, key, exp.numpy(), atol=1e-4)
             score += pts if ok else 0.0
             msgs += [] if ok else [f"logit_transform: {what} {why}"]
     # (b) bits/dim of the discrete bound, from metrics: 0.75
@@ -559,7 +527,7 @@ def probe_q4(ns, seed):
                 res = ns[name](torch.from_numpy(arg), counter)
             return {f"{name}_out": _arr(res), f"{name}_calls": int(counter.calls)}
 
-        _attempt(out, name, call)
+        attempt(out, name, call)
 
     def timings():
         # one thread and the best of 10 runs: the direction must not depend on what else the grading
@@ -578,8 +546,8 @@ def probe_q4(ns, seed):
         a = ns["q4_answers"]()
         return {f"a_{k}": str(a[k]) for k in ("fit_to_data", "fast_sampling")}
 
-    _attempt(out, "t", timings)
-    _attempt(out, "a", answers)
+    attempt(out, "t", timings)
+    attempt(out, "a", answers)
     return out
 
 
@@ -608,7 +576,7 @@ def judge_q4(out, seed):
             msgs.append(f"{name} raised {out[f'{name}_error']}")
             calls_ok = False
             continue
-        ok, why = _close(out, f"{name}_out", value.numpy(), atol=1e-4)
+        ok, why = close(out, f"{name}_out", value.numpy(), atol=1e-4)
         score += 0.25 if ok else 0.0
         msgs += [] if ok else [f"{name}: {why}"]
         if out.get(f"{name}_calls") != calls:
