@@ -87,6 +87,16 @@ def _batch(tensors, idx, device):
     return parts if len(parts) > 1 else parts[0]
 
 
+def evaluate(model, data, batch_size: int = 256, device=None) -> float:
+    """Mean ``model.loss`` over ``data`` (nats/dim), in batches, without gradients.
+
+    The same evaluation ``fit`` reports as test loss; ``device`` defaults to the model's.
+    """
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return _evaluate(model, _as_tensors(data, "data"), batch_size, device)
+
+
 def _evaluate(model, tensors, batch_size, device) -> float:
     model.eval()
     total, count = 0.0, 0
@@ -191,12 +201,16 @@ def fit(
     weight_decay: float = 0.0,
     step: Callable | None = None,
     eval_batch_size: int | None = None,
+    lr_schedule: str | None = None,
 ) -> History:
     """Train ``model`` on ``train_data``; evaluate on ``test_data`` before training and after each epoch.
 
     Give ``epochs``, ``budget_s`` (seconds of training), or both (whichever ends first).
     Quick mode (``config.is_quick(quick)``) caps epochs, iterations per epoch and test size.
     ``checkpoint``: a file path; saved after every epoch, and resumed from when it exists.
+    ``lr_schedule="cosine"``: the learning rate decays from ``lr`` to 0 along a half cosine over
+    the run, measured by whichever of ``budget_s`` (elapsed seconds) and ``epochs`` (iterations)
+    is further along; ``None`` keeps ``lr`` constant.
     Returns a :class:`History`; raises :class:`TrainingDiverged` on a NaN/inf loss.
 
     Same seed, same data, same device -> bit-identical history, provided the model was also
@@ -212,6 +226,8 @@ def fit(
         raise ValueError(f"budget_s must be positive seconds, got {budget_s!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if lr_schedule not in (None, "cosine"):
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; use None or 'cosine'")
     if not hasattr(model, "loss") and step is None:
         raise TypeError(f"{type(model).__name__} has no loss(batch) method; fit trains models that define one")
 
@@ -269,6 +285,12 @@ def fit(
         bar = tqdm(range(per_epoch), desc=f"epoch {epoch + 1}", disable=not show, leave=False, mininterval=0.5)
         for b in bar:
             it = len(train_losses)
+            if lr_schedule == "cosine" and hasattr(opt, "param_groups"):
+                frac = (time.perf_counter() - t0) / budget_s if budget_s is not None else 0.0
+                if epochs is not None:
+                    frac = max(frac, it / max(max_epochs * per_epoch, 1))
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
             batch = _batch(train, perm[b * batch_size : (b + 1) * batch_size], dev)
             out = step(model, batch, opt, it) if step is not None else _default_step(model, batch, opt, it, grad_clip)
             if isinstance(out, dict):

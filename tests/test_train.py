@@ -168,3 +168,30 @@ def test_bad_arguments_have_clear_errors(kwargs, match, clean_quick_env):
 def test_device_auto_is_cpu_without_cuda():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert config.resolve_device("auto").type == expected
+
+
+def test_cosine_schedule_decays_lr_to_zero_over_the_epochs(clean_quick_env):
+    train, _ = _data(n=400)
+    seen = []
+
+    def step(model, batch, optimizer, iteration):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return 0.0
+
+    h = fit(IndependentCategorical(4, 5), train, None, epochs=2, lr=0.1, batch_size=32, step=step,
+            lr_schedule="cosine")
+    total = h.iterations
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * i / total)) for i in range(total)]
+    assert seen == pytest.approx(expected)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(IndependentCategorical(4, 5), train, None, epochs=1, lr_schedule="step")
+
+
+def test_evaluate_is_the_test_loss_fit_reports(clean_quick_env):
+    train, test = _data()
+    config.seed_everything(0)
+    model = IndependentCategorical(4, 5)
+    h = fit(model, train, test, epochs=2, lr=0.05, batch_size=32)
+    from deepul_helpers.train import evaluate
+
+    assert evaluate(model, test) == pytest.approx(h.test_losses[-1], rel=1e-12)

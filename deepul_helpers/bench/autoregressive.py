@@ -12,37 +12,13 @@ processes sharing few cores, ``OMP_NUM_THREADS=1`` avoids thread oversubscriptio
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 
 from deepul_helpers import config, data, metrics
 from deepul_helpers.models import autoregressive as ar
-from deepul_helpers.train import fit
-
-
-def _cosine_step(lr: float, budget_s: float, grad_clip: float | None = 1.0):
-    """A ``fit`` step hook: the default update with lr decayed by a cosine over ``budget_s`` seconds."""
-    start: list[float] = []
-
-    def step(model, batch, opt, it):
-        if not start:
-            start.append(time.perf_counter())
-        frac = min(1.0, (time.perf_counter() - start[0]) / budget_s)
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
-        opt.zero_grad(set_to_none=True)
-        loss = model.loss(batch)
-        value = float(loss.detach())
-        if math.isfinite(value):
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-        return value
-
-    return step
+from deepul_helpers.train import evaluate, fit
 
 
 def _sample_seconds(model, n: int, **kwargs) -> float:
@@ -50,17 +26,6 @@ def _sample_seconds(model, n: int, **kwargs) -> float:
     t0 = time.perf_counter()
     model.sample(n, **kwargs)
     return (time.perf_counter() - t0) / n
-
-
-def _test_nll(model, test, batch_size: int) -> float:
-    """Mean NLL (nats/dim) of the model on ``test``, evaluated in batches without gradients."""
-    device = next(model.parameters()).device
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(test), batch_size):
-            batch = torch.as_tensor(test[start:start + batch_size]).to(device)
-            total += float(model.loss(batch)) * len(batch)
-    return total / len(test)
 
 
 def _run_one(name, label, make, *, quick, device, budget_s, lr, batch_size=128, epochs=100_000, n_sample=16,
@@ -73,9 +38,9 @@ def _run_one(name, label, make, *, quick, device, budget_s, lr, batch_size=128, 
     budget = config.pick(budget_s, 5.0, quick=quick)
     # test_data=None: no evaluation inside fit, so wall_time_s is training time only
     hist = fit(model, train, None, epochs=epochs, budget_s=budget, lr=lr, batch_size=batch_size, seed=seed,
-               device=device, quick=quick, progress=False, step=_cosine_step(lr, budget))
+               device=device, quick=quick, progress=False, lr_schedule="cosine", grad_clip=1.0)
     model.eval()
-    nll = _test_nll(model, test[: config.pick(len(test), config.QUICK_MAX_TEST_EXAMPLES, quick=quick)], batch_size)
+    nll = evaluate(model, test[: config.pick(len(test), config.QUICK_MAX_TEST_EXAMPLES, quick=quick)], batch_size)
     row = {
         "dataset": name,
         "model": label,
