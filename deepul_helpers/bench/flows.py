@@ -10,7 +10,6 @@ trained by ``train.fit`` for a fixed number of epochs with a wall-clock cap, cos
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 
@@ -19,30 +18,6 @@ import torch
 from deepul_helpers import config, data, metrics
 from deepul_helpers.models import flows as fl
 from deepul_helpers.train import fit
-
-
-def _cosine_step(lr: float, budget_s: float, total_iters: int, grad_clip: float | None = 100.0):
-    """A ``fit`` step hook: the default update, with lr decayed by a cosine over the run (whichever of
-    ``budget_s`` seconds or ``total_iters`` iterations comes first)."""
-    start = []
-
-    def step(model, batch, opt, it):
-        if not start:
-            start.append(time.perf_counter())
-        frac = min(1.0, max((time.perf_counter() - start[0]) / budget_s, it / max(total_iters, 1)))
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
-        opt.zero_grad(set_to_none=True)
-        loss = model.loss(batch)
-        value = float(loss.detach())
-        if math.isfinite(value):
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-        return value
-
-    return step
 
 
 def _median_time(fn, repeats: int = 3) -> float:
@@ -58,9 +33,9 @@ def _row(name, label, model, train, test, epochs, budget_s, lr, batch_size, quic
          iw_k):
     test = test[: config.pick(len(test), 64, quick=quick)]
     cpu0 = time.process_time()
-    total = epochs * math.ceil(len(train) / batch_size)
+    # lr decays along a cosine over the run: whichever of budget_s seconds or the epochs comes first
     hist = fit(model, train, test, epochs=epochs, budget_s=budget_s, lr=lr, batch_size=batch_size,
-               seed=0, device=device, quick=quick, progress=False, step=_cosine_step(lr, budget_s, total))
+               seed=0, device=device, quick=quick, progress=False, lr_schedule="cosine", grad_clip=100.0)
     train_cpu_s = time.process_time() - cpu0  # CPU seconds this process got (the machine may be shared)
     model.eval()
     x = torch.as_tensor(test).to(model.device)
