@@ -90,9 +90,18 @@ def isolate(spec: dict) -> str:
             _mount("/dev/null", path, None, MS_BIND, None)
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     if spec.get("hide_tmp", True):
+        # Runtime paths under /tmp (a course checkout or venv cloned there) are bound back into
+        # the new /tmp, read through descriptors opened before it is covered; the rest stays hidden.
+        keep = [(p, os.open(p, os.O_RDONLY | os.O_DIRECTORY))
+                for p in sorted({os.path.realpath(x) for x in spec.get("expose", [])})
+                if p.startswith("/tmp/") and os.path.isdir(p)]
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=755")
         os.mkdir("/tmp/sandbox", 0o700)
         _mount(f"/proc/self/fd/{fd}", "/tmp/sandbox", None, MS_BIND | MS_REC, None)
+        for p, kfd in keep:
+            os.makedirs(p, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{kfd}", p, None, MS_BIND | MS_REC, None)
+            os.close(kfd)
         workdir = "/tmp/sandbox"
     os.close(fd)
     return workdir
