@@ -1,8 +1,10 @@
-"""Small helpers shared by the autoregressive models (input checks, device look-up)."""
+"""Small helpers shared by the autoregressive models (input checks, device look-up, the
+likelihood and raster-order sampling of the PixelCNN family)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def model_device(module: torch.nn.Module) -> torch.device:
@@ -34,3 +36,37 @@ def check_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
     """Raise a clear error unless ``x`` is a batch of examples of shape ``shape``."""
     if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
         raise ValueError(f"{what}: expected a batch of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+
+
+class RasterImageModel(torch.nn.Module):
+    """Likelihood and sampling for a model of NHWC images in raster order (pixels row by row,
+    channels R, G, B within a pixel) whose ``logits(x)`` is ``(B, H, W, C, levels)``.
+
+    Subclasses set ``image_shape`` and ``levels`` and define ``logits``.
+    """
+
+    def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        check_shape(x, self.image_shape, what)
+        return check_levels(x, self.levels, what)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x) in nats."""
+        x = self._check(x, f"{type(self).__name__}.log_prob")
+        logp = F.log_softmax(self.logits(x), dim=-1)
+        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check(x, f"{type(self).__name__}.loss")
+        return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, H, W, C) uint8 on the CPU: one forward pass per pixel and channel."""
+        h, w, c = self.image_shape
+        x = torch.zeros(int(n), h, w, c, dtype=torch.long, device=model_device(self))
+        for i in range(h):
+            for j in range(w):
+                for k in range(c):
+                    probs = F.softmax(self.logits(x)[:, i, j, k], dim=-1).cpu()  # (n, levels)
+                    x[:, i, j, k] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(x.device)
+        return x.cpu().to(torch.uint8)

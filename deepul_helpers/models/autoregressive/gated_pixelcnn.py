@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels, check_shape, model_device
+from deepul_helpers.models.autoregressive._common import RasterImageModel
 from deepul_helpers.models.autoregressive.pixelcnn import MaskedConv2d, pixelcnn_mask
 
 
@@ -66,7 +66,7 @@ class GatedLayer(nn.Module):
         return self.gate(v_pre), (h_new if self.first else h + h_new)
 
 
-class GatedPixelCNN(nn.Module):
+class GatedPixelCNN(RasterImageModel):
     """Gated PixelCNN for NHWC uint8 images with ``levels`` values per channel.
 
     image_shape: ``(H, W, C)``; n_filters per stack (a multiple of C when colour-conditioned);
@@ -115,28 +115,3 @@ class GatedPixelCNN(nn.Module):
             v, hz = layer(v, hz)  # (B, F, H, W) each
         out = self.out2(F.relu(self.out1(F.relu(hz))))  # (B, levels*C, H, W)
         return out.reshape(b, self.levels, c, h, w).permute(0, 3, 4, 2, 1)
-
-    def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
-        check_shape(x, self.image_shape, what)
-        return check_levels(x, self.levels, what)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,) log p(x) in nats."""
-        x = self._check(x, "GatedPixelCNN.log_prob")
-        logp = F.log_softmax(self.logits(x), dim=-1)
-        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x, "GatedPixelCNN.loss")
-        return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        h, w, c = self.image_shape
-        x = torch.zeros(int(n), h, w, c, dtype=torch.long, device=model_device(self))
-        for i in range(h):
-            for j in range(w):
-                for k in range(c):
-                    probs = F.softmax(self.logits(x)[:, i, j, k], dim=-1).cpu()  # (n, levels)
-                    x[:, i, j, k] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(x.device)
-        return x.cpu().to(torch.uint8)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels, check_shape, model_device
+from deepul_helpers.models.autoregressive._common import RasterImageModel
 
 
 def pixelcnn_mask(mask_type: str, in_channels: int, out_channels: int, kernel_size: int,
@@ -61,7 +61,7 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
-class PixelCNN(nn.Module):
+class PixelCNN(RasterImageModel):
     """PixelCNN for NHWC uint8 images with ``levels`` values per channel.
 
     image_shape: ``(H, W, C)``. levels: values per channel (2 for binary images).
@@ -113,28 +113,3 @@ class PixelCNN(nn.Module):
             z = z + F.relu(layer(z))  # (B, F, H, W)
         z = self.out2(F.relu(self.out1(z)))  # (B, levels*C, H, W)
         return z.reshape(b, self.levels, c, h, w).permute(0, 3, 4, 2, 1)  # (B, H, W, C, levels)
-
-    def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
-        check_shape(x, self.image_shape, what)
-        return check_levels(x, self.levels, what)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,) log p(x) in nats."""
-        x = self._check(x, "PixelCNN.log_prob")
-        logp = F.log_softmax(self.logits(x), dim=-1)
-        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x, "PixelCNN.loss")
-        return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        h, w, c = self.image_shape
-        x = torch.zeros(int(n), h, w, c, dtype=torch.long, device=model_device(self))
-        for i in range(h):
-            for j in range(w):
-                for k in range(c):
-                    probs = F.softmax(self.logits(x)[:, i, j, k], dim=-1).cpu()  # (n, levels)
-                    x[:, i, j, k] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(x.device)
-        return x.cpu().to(torch.uint8)
