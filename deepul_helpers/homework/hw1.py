@@ -13,7 +13,6 @@ should meet and the full-mode time of each run, measured on a shared (busy) 2-co
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from functools import partial
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from deepul_helpers import config, data, notebook, plot
+from deepul_helpers.homework import output_dir as _output_dir
 
 # (question, data set, variant) -> (test loss in nats/dim, tolerance, full-mode seconds on a 2-core CPU)
 EXPECTED: dict[tuple[str, str, str], tuple[float, float, float]] = {
@@ -51,19 +51,8 @@ QUICK_CROP = 10  # quick mode cuts 20x20 images to their central 10x10: a check 
 
 
 def output_dir(out=None) -> Path:
-    """Where the plots go: ``out`` if given, else ``$DEEPUL_OUT/hw1``, else ``out/hw1`` beside the
-    course's ``homeworks/`` folder when the package is used from the course repository, else
-    ``~/deepul_out/hw1``."""
-    if out is not None:
-        path = Path(out)
-    elif os.environ.get("DEEPUL_OUT"):
-        path = Path(os.environ["DEEPUL_OUT"]) / "hw1"
-    else:
-        root = Path(__file__).resolve().parents[2]
-        base = root / "out" if (root / "homeworks").is_dir() else Path.home() / "deepul_out"
-        path = base / "hw1"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where homework 1's plots go (see ``deepul_helpers.homework.output_dir``)."""
+    return _output_dir("hw1", out)
 
 
 def load_images(name: str, seed: int, quick: bool) -> tuple[np.ndarray, np.ndarray]:

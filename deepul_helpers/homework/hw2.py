@@ -13,7 +13,6 @@ implementation of what a question asks for.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from deepul_helpers import config, data, metrics, notebook, plot
+from deepul_helpers.homework import output_dir
 
 # Final test losses (nats/dim) of the reference solution (`solutions/hw2_flows/hw2.ipynb`) in full
 # mode, seed 0: each training function run alone on one thread of the shared 2-core CPU. The
@@ -45,17 +45,8 @@ Q3_DATA = "digits"
 
 
 def _out_dir(out_dir) -> Path:
-    """Where the plots go (as in homework 1): ``out_dir`` if given, else ``$DEEPUL_OUT/hw2``, else
-    ``out/hw2`` of the course repository when the package is used from it, else ``~/deepul_out/hw2``."""
-    if out_dir is not None:
-        path = Path(out_dir)
-    elif os.environ.get("DEEPUL_OUT"):
-        path = Path(os.environ["DEEPUL_OUT"]) / "hw2"
-    else:
-        root = Path(__file__).resolve().parents[2]
-        path = (root / "out" if (root / "homeworks").is_dir() else Path.home() / "deepul_out") / "hw2"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where homework 2's plots go (see ``deepul_helpers.homework.output_dir``)."""
+    return output_dir("hw2", out_dir)
 
 
 def _check_losses(name: str, train_losses, test_losses) -> tuple[np.ndarray, np.ndarray]:

@@ -42,8 +42,13 @@ class RasterImageModel(torch.nn.Module):
     """Likelihood and sampling for a model of NHWC images in raster order (pixels row by row,
     channels R, G, B within a pixel) whose ``logits(x)`` is ``(B, H, W, C, levels)``.
 
-    Subclasses set ``image_shape`` and ``levels`` and define ``logits``.
+    Subclasses set ``image_shape`` and ``levels`` and define ``forward`` on float images scaled
+    to [-1, 1] (floats, so that gradients reach the input for receptive-field maps).
     """
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
+        return self(x.float() / (self.levels - 1) * 2 - 1)
 
     def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
         check_shape(x, self.image_shape, what)

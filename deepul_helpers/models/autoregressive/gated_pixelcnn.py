@@ -99,10 +99,6 @@ class GatedPixelCNN(RasterImageModel):
         self.out1 = MaskedConv2d("B", n_filters, n_filters, 1, g)
         self.out2 = MaskedConv2d("B", n_filters, c * self.levels, 1, g)  # channel o: level o // C, colour o % C
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
-        return self(x.float() / (self.levels - 1) * 2 - 1)
-
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) float input scaled to [-1, 1] -> (B, H, W, C, levels) logits.
 

@@ -97,10 +97,6 @@ class PixelCNN(RasterImageModel):
         # output channel o is level o // C of channel o % C (so its group is o % C = its channel)
         self.out2 = MaskedConv2d("B", n_filters, c * self.levels, 1, g)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
-        return self(x.float() / (self.levels - 1) * 2 - 1)
-
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) float input scaled to [-1, 1] -> (B, H, W, C, levels) logits.
 
