@@ -88,6 +88,18 @@ def check_losses(train_losses, test_losses, what: str) -> tuple[np.ndarray, np.n
     return train, test
 
 
+def timed_fit(fn, call: str, third: str, *args, **kwargs):
+    """Run a student's ``qk_fit(*args, **kwargs)`` and check it returned ``(train_losses,
+    test_losses, <third>)``. Returns (train, test, the third value, seconds)."""
+    t0 = time.perf_counter()
+    res = fn(*args, **kwargs)
+    seconds = time.perf_counter() - t0
+    if not (isinstance(res, tuple) and len(res) == 3):
+        raise TypeError(f"{call.split('(')[0]} must return a tuple (train_losses, test_losses, {third})")
+    train, test = check_losses(res[0], res[1], call)
+    return train, test, res[2], seconds
+
+
 def check_levels_array(x, shape: tuple, levels: int, what: str) -> np.ndarray:
     """``x`` as an integer array of the given shape (None = any size) with values in 0..levels-1."""
     x = _to_numpy(x, what)
@@ -160,13 +172,9 @@ def run_q1(q1_fit, *, quick: bool = False, seed: int = 0, device="auto", out=Non
         true = data.true_distribution(name).probs
         for model in Q1_MODELS:
             key = ("q1", name, model)
-            t0 = time.perf_counter()
-            res = q1_fit(train_x, test_x, info.levels, model, quick=quick, seed=seed, device=device)
-            seconds = time.perf_counter() - t0
-            if not (isinstance(res, tuple) and len(res) == 3):
-                raise TypeError("q1_fit must return a tuple (train_losses, test_losses, probs)")
-            train, test = check_losses(res[0], res[1], f"q1_fit({name}, {model})")
-            probs = _to_numpy(res[2], "probs").astype(np.float64)
+            train, test, probs, seconds = timed_fit(q1_fit, f"q1_fit({name}, {model})", "probs", train_x, test_x,
+                                                    info.levels, model, quick=quick, seed=seed, device=device)
+            probs = _to_numpy(probs, "probs").astype(np.float64)
             if probs.shape != (info.levels,) or not np.isclose(probs.sum(), 1.0, atol=1e-3):
                 raise ValueError(f"q1_fit({name}, {model}): probs must be ({info.levels},) summing to 1, "
                                  f"got shape {probs.shape}, sum {probs.sum():.4g}")
@@ -207,13 +215,9 @@ def run_q2(q2_fit, *, quick: bool = False, seed: int = 0, device="auto", out=Non
         train_x, test_x = (x.reshape(len(x), d).astype(np.int64) for x in (train_x, test_x))
         n = config.pick(10_000, 500, quick) if info.kind == "2d_discrete" else config.pick(36, 4, quick)
         key = ("q2", name, "made")
-        t0 = time.perf_counter()
-        res = q2_fit(train_x, test_x, info.levels, n, quick=quick, seed=seed, device=device)
-        seconds = time.perf_counter() - t0
-        if not (isinstance(res, tuple) and len(res) == 3):
-            raise TypeError("q2_fit must return a tuple (train_losses, test_losses, samples)")
-        train, test = check_losses(res[0], res[1], f"q2_fit({name})")
-        samples = check_levels_array(res[2], (n, d), info.levels, f"q2_fit({name}) samples")
+        train, test, samples, seconds = timed_fit(q2_fit, f"q2_fit({name})", "samples", train_x, test_x,
+                                                  info.levels, n, quick=quick, seed=seed, device=device)
+        samples = check_levels_array(samples, (n, d), info.levels, f"q2_fit({name}) samples")
         if info.kind == "2d_discrete":
             right = partial(_density_panel, data.true_distribution(name).probs, samples, info.levels)
         else:
@@ -258,13 +262,9 @@ def run_q3(q3_fit, *, quick: bool = False, seed: int = 0, device="auto", out=Non
         train_x, test_x = load_images(name, seed, quick)
         n = config.pick(16, 4, quick)
         key = ("q3", name, "pixelcnn")
-        t0 = time.perf_counter()
-        res = q3_fit(train_x, test_x, info.levels, n, quick=quick, seed=seed, device=device)
-        seconds = time.perf_counter() - t0
-        if not (isinstance(res, tuple) and len(res) == 3):
-            raise TypeError("q3_fit must return a tuple (train_losses, test_losses, samples)")
-        train, test = check_losses(res[0], res[1], f"q3_fit({name})")
-        samples = check_levels_array(res[2], (n, *train_x.shape[1:]), info.levels, f"q3_fit({name}) samples")
+        train, test, samples, seconds = timed_fit(q3_fit, f"q3_fit({name})", "samples", train_x, test_x,
+                                                  info.levels, n, quick=quick, seed=seed, device=device)
+        samples = check_levels_array(samples, (n, *train_x.shape[1:]), info.levels, f"q3_fit({name}) samples")
         right = partial(_image_panel, samples, info.levels, f"PixelCNN samples ({name})")
         _save(_curves_and(right, train, test, key), out, f"q3_{name}.png")
         _report(key, test, quick)
@@ -302,13 +302,10 @@ def run_q4(q4_fit, *, quick: bool = False, seed: int = 0, device="auto", out=Non
     h, w, c = info.shape
     train_x, test_x = data.load(name, "train", seed=seed), data.load(name, "test", seed=seed)
     key = ("q4", name, "transformer")
-    t0 = time.perf_counter()
-    res = q4_fit(train_x, test_x, info.levels, quick=quick, seed=seed, device=device)
-    seconds = time.perf_counter() - t0
-    if not (isinstance(res, tuple) and len(res) == 3 and callable(res[2])):
+    train, test, generate, seconds = timed_fit(q4_fit, "q4_fit", "generate", train_x, test_x, info.levels,
+                                               quick=quick, seed=seed, device=device)
+    if not callable(generate):
         raise TypeError("q4_fit must return a tuple (train_losses, test_losses, generate) with generate callable")
-    train, test = check_losses(res[0], res[1], "q4_fit")
-    generate = res[2]
     n = config.pick(36, 4, quick)
     torch.manual_seed(seed)
     tokens = check_levels_array(generate(n, h * w * c, True), (n, h * w * c), info.levels, "generate(n, L, True)")
@@ -343,13 +340,9 @@ def run_q5(q5_fit, *, quick: bool = False, seed: int = 0, device="auto", out=Non
     train_x, test_x = data.load(name, "train", seed=seed), data.load(name, "test", seed=seed)
     n = config.pick(8, 2, quick)
     key = ("q5", name, "transformer")
-    t0 = time.perf_counter()
-    res = q5_fit(train_x, test_x, vocab, n, quick=quick, seed=seed, device=device)
-    seconds = time.perf_counter() - t0
-    if not (isinstance(res, tuple) and len(res) == 3):
-        raise TypeError("q5_fit must return a tuple (train_losses, test_losses, samples)")
-    train, test = check_losses(res[0], res[1], "q5_fit")
-    samples = check_levels_array(res[2], (n, train_x.shape[1]), vocab, "q5_fit samples")
+    train, test, samples, seconds = timed_fit(q5_fit, "q5_fit", "samples", train_x, test_x, vocab, n,
+                                              quick=quick, seed=seed, device=device)
+    samples = check_levels_array(samples, (n, train_x.shape[1]), vocab, "q5_fit samples")
     text = data.decode(name, samples)
     fig = plot.training_curves(train, test, title=f"{name}: char Transformer", reference=info.entropy)
     _save(fig, out, "q5_curves.png")

@@ -42,13 +42,22 @@ class RasterImageModel(torch.nn.Module):
     """Likelihood and sampling for a model of NHWC images in raster order (pixels row by row,
     channels R, G, B within a pixel) whose ``logits(x)`` is ``(B, H, W, C, levels)``.
 
-    Subclasses set ``image_shape`` and ``levels`` and define ``forward`` on float images scaled
+    Subclasses call ``_set_image(image_shape, levels)`` and define ``forward`` on float images scaled
     to [-1, 1] (floats, so that gradients reach the input for receptive-field maps).
     """
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) integer levels -> (B, H, W, C, levels) logits of p(x_i | x_<i)."""
         return self(x.float() / (self.levels - 1) * 2 - 1)
+
+    def _set_image(self, image_shape, levels: int) -> None:
+        """Check and store ``image_shape`` (H, W, C) and ``levels`` (2..256, uint8 images)."""
+        if len(tuple(image_shape)) != 3:
+            raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.levels = int(levels)
+        if not 2 <= self.levels <= 256:
+            raise ValueError(f"levels must be in 2..256 for uint8 images, got {levels}")
 
     def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
         check_shape(x, self.image_shape, what)

@@ -78,12 +78,7 @@ class GatedPixelCNN(RasterImageModel):
     def __init__(self, image_shape, levels: int, n_filters: int = 48, n_layers: int = 6,
                  kernel_size: int = 5, color_conditioning: bool = True):
         super().__init__()
-        if len(tuple(image_shape)) != 3:
-            raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.levels = int(levels)
-        if not 2 <= self.levels <= 256:
-            raise ValueError(f"levels must be in 2..256 for uint8 images, got {levels}")
+        self._set_image(image_shape, levels)
         if kernel_size % 2 != 1 or kernel_size < 3:
             raise ValueError(f"kernel_size must be odd and at least 3, got {kernel_size}")
         c = self.image_shape[2]

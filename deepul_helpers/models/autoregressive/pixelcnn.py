@@ -77,12 +77,7 @@ class PixelCNN(RasterImageModel):
     def __init__(self, image_shape, levels: int, n_filters: int = 64, n_layers: int = 8,
                  kernel_size: int = 7, color_conditioning: bool = True):
         super().__init__()
-        if len(tuple(image_shape)) != 3:
-            raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.levels = int(levels)
-        if not 2 <= self.levels <= 256:
-            raise ValueError(f"levels must be in 2..256 for uint8 images, got {levels}")
+        self._set_image(image_shape, levels)
         if int(n_layers) < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         c = self.image_shape[2]
