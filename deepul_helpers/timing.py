@@ -1,0 +1,162 @@
+"""The one way to time code in the course: ``timed`` for one call, ``best_of`` for a figure you show.
+
+    from deepul_helpers.timing import best_of, timed
+
+    result, wall_s, cpu_s = timed(model.sample, 64)          # one call: what a run took
+    t = best_of(model.sample, 64, repeats=5, warmup=1)       # a timing to plot or to quote
+    t.best_s, t.median_s, t.spread, t.describe()             # "best of 5 (median ..., spread ...)"
+
+How to report a timing honestly
+-------------------------------
+- **Best of several repeats** is the cost of the code: other processes, the garbage collector
+  and cold caches only ever add time, so the fastest run is the least disturbed one (the
+  convention of the standard library's ``timeit``). Quote it with the **median** and the
+  **spread** of the repeats, so that a reader sees how noisy the machine was.
+- **Warm up first**: the first call pays for lazy initialisation, memory allocation and caches
+  (``warmup=1`` runs it once untimed).
+- **Wall and CPU time differ.** ``cpu_s`` counts the seconds the CPU spent on this process (all
+  its threads); a single-threaded call whose ``cpu_s`` is well below ``wall_s`` waited for the
+  machine (it was loaded) or for I/O or sleep. Several threads can make ``cpu_s`` exceed ``wall_s``.
+- **Threads**: on a shared machine, PyTorch's intra-op threads fight other processes for the
+  cores; time with one thread (``torch.set_num_threads(1)``) when the point is a comparison,
+  and say so.
+- **Compare within one run.** A ratio of two timings measured in the same run, interleaved
+  (A, B, A, B, ...), is far more stable than either absolute number on a loaded machine.
+- **Say how it was measured** next to the number or in the figure: repeats, warm-up, threads,
+  "measured under load" where that is the case, and the command that reproduces it.
+- A time is never a stopping rule for a quality figure (train for iterations or epochs) and
+  never asserted in a test (timings belong to ``deepul bench``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+__all__ = ["Timed", "Timing", "best_of", "timed", "torch_threads"]
+
+
+class Timed(NamedTuple):
+    """What :func:`timed` returns: the call's result, its wall-clock and its CPU seconds."""
+
+    result: Any
+    wall_s: float
+    cpu_s: float
+
+
+def timed(fn, *args, **kwargs) -> Timed:
+    """Call ``fn(*args, **kwargs)`` once; return ``(result, wall_s, cpu_s)``.
+
+    ``wall_s`` is elapsed time (``time.perf_counter``), ``cpu_s`` the CPU time of this process
+    over the call, all threads included (``time.process_time``; child processes not included).
+    """
+    if not callable(fn):
+        raise TypeError(f"timed(fn, *args, **kwargs) needs a callable first, got {type(fn).__name__}")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = fn(*args, **kwargs)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return Timed(result, wall, cpu)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over ``repeats`` timed runs (see :func:`best_of`)."""
+
+    times_s: tuple[float, ...]  # wall seconds per call, one per repeat, in the order measured
+    cpu_times_s: tuple[float, ...]  # CPU seconds per call of this process, same order
+    number: int  # calls per repeat (each time is the repeat's total / number)
+    warmup: int  # untimed calls before the first repeat
+    result: Any = None  # what the last call returned
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times_s)
+
+    @property
+    def best_s(self) -> float:
+        """The fastest repeat: the cost of the code, least disturbed by the machine."""
+        return min(self.times_s)
+
+    @property
+    def median_s(self) -> float:
+        return float(statistics.median(self.times_s))
+
+    @property
+    def worst_s(self) -> float:
+        return max(self.times_s)
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest) / fastest over the repeats: 0.05 means the repeats varied by 5%."""
+        return (self.worst_s - self.best_s) / self.best_s if self.best_s > 0 else float("inf")
+
+    @property
+    def cpu_best_s(self) -> float:
+        """CPU seconds per call of the repeat with the fastest wall time."""
+        return self.cpu_times_s[self.times_s.index(self.best_s)]
+
+    def describe(self, unit: str = "auto") -> str:
+        """One line for a figure or a printout, e.g. ``"best of 5: 1.21 ms (median 1.30 ms, spread 12%)"``."""
+        scale, name = _unit(self.best_s if unit == "auto" else None, unit)
+        calls = f", {self.number} calls each" if self.number > 1 else ""
+        return (f"best of {self.repeats}{calls}: {self.best_s * scale:.3g} {name} "
+                f"(median {self.median_s * scale:.3g} {name}, spread {100 * self.spread:.0f}%)")
+
+
+_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
+
+
+def _unit(seconds: float | None, unit: str) -> tuple[float, str]:
+    if unit != "auto":
+        if unit not in _UNITS:
+            raise ValueError(f"unknown unit {unit!r}; use 'auto', 's', 'ms' or 'us'")
+        return _UNITS[unit], unit
+    if seconds >= 1:
+        return 1.0, "s"
+    return (1e3, "ms") if seconds >= 1e-3 else (1e6, "us")
+
+
+def best_of(fn, *args, repeats: int = 5, warmup: int = 1, number: int = 1, **kwargs) -> Timing:
+    """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed repeats of
+    ``number`` calls each; returns a :class:`Timing` with seconds **per call** (best, median,
+    spread, CPU seconds, and the last result).
+
+    Use ``number > 1`` for calls much shorter than a millisecond (as ``timeit`` does). To compare
+    two functions on a loaded machine, interleave them (``best_of(a)``, ``best_of(b)`` inside one
+    loop over sizes) and show their ratio as well as their times.
+    """
+    if not callable(fn):
+        raise TypeError(f"best_of(fn, *args, **kwargs) needs a callable first, got {type(fn).__name__}")
+    for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0), ("number", number, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"best_of: {name} must be an integer >= {low}, got {value!r}")
+    result = None
+    for _ in range(warmup):
+        result = fn(*args, **kwargs)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(number):
+            result = fn(*args, **kwargs)
+        walls.append((time.perf_counter() - wall0) / number)
+        cpus.append((time.process_time() - cpu0) / number)
+    return Timing(tuple(walls), tuple(cpus), number, warmup, result)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1):
+    """``with torch_threads(1): ...`` runs PyTorch's intra-op work on ``n`` threads, then restores
+    the previous setting. Timings made inside compare code, not how many cores happened to be free."""
+    import torch
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"torch_threads: n must be an integer >= 1, got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
