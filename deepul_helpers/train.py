@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from deepul_helpers import config
+from deepul_helpers.models._common import model_device
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,7 +94,7 @@ def evaluate(model, data, batch_size: int = 256, device=None) -> float:
     The same evaluation ``fit`` reports as test loss; ``device`` defaults to the model's.
     """
     if device is None:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        device = model_device(model)
     return _evaluate(model, _as_tensors(data, "data"), batch_size, device)
 
 

@@ -370,3 +370,15 @@ def test_bad_input_gets_a_clear_error():
         ImageTransformer((3, 3, 1), 2, d_model=8, n_heads=2).loss(torch.zeros(2, 3, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="multiple of"):
         GatedPixelCNN((4, 4, 3), 4, n_filters=8)
+
+
+def test_model_device_reads_parameters_then_buffers_then_defaults_to_cpu():
+    from deepul_helpers.models._common import model_device
+
+    assert model_device(Histogram(3)) == torch.device("cpu")
+    meta = torch.nn.Module()
+    meta.register_buffer("probe", torch.zeros((), device="meta"))
+    assert model_device(meta) == torch.device("meta")  # no parameters: the buffer answers
+    meta.weight = torch.nn.Parameter(torch.zeros(1))
+    assert model_device(meta) == torch.device("cpu")  # a parameter wins over a buffer
+    assert model_device(torch.nn.Module()) == torch.device("cpu")

@@ -273,7 +273,7 @@ def test_discrete_models_sample_and_round_trip_in_data_space(name):
 
 
 def test_wrong_shape_is_a_clear_error():
-    with pytest.raises(ValueError, match="expects a batch of shape"):
+    with pytest.raises(ValueError, match="expected a batch of shape"):
         fl.RealNVP(2).loss(torch.randn(4, 3))
     with pytest.raises(ValueError, match="dequantization"):
         fl.RealNVPImage((4, 4, 1), 2, dequantization="gaussian")

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import RasterImageModel
 from deepul_helpers.models.autoregressive.pixelcnn import MaskedConv2d, pixelcnn_mask
+from deepul_helpers.models.autoregressive.raster import RasterImageModel
 
 
 class HorizontalConv(nn.Conv2d):

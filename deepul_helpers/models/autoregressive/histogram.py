@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels
+from deepul_helpers.models._common import check_levels
 
 
 class Histogram(nn.Module):

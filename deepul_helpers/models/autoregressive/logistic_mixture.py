@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels
+from deepul_helpers.models._common import check_levels
 
 LOG_SCALE_MIN, LOG_SCALE_MAX = -30.0, 50.0  # exp(-log_scale) stays finite in float32
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels, check_shape, model_device
+from deepul_helpers.models._common import check_levels, check_shape, model_device
 
 
 def made_degrees(ordering, hidden, rng: np.random.Generator | None = None) -> list[np.ndarray]:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import RasterImageModel
+from deepul_helpers.models.autoregressive.raster import RasterImageModel
 
 
 def pixelcnn_mask(mask_type: str, in_channels: int, out_channels: int, kernel_size: int,

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models.autoregressive._common import check_levels, check_shape, model_device
+from deepul_helpers.models._common import check_levels, check_shape, model_device
 
 
 class CausalSelfAttention(nn.Module):

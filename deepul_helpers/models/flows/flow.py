@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepul_helpers import metrics
+from deepul_helpers.models._common import check_shape, model_device
 
 from .bijectors import Bijector, FlowSequence, Logit
 from .dequantization import UniformDequantization
@@ -90,13 +91,11 @@ class Flow(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self._device_probe.device
+        return model_device(self)  # the probe buffer answers for a flow without parameters
 
     # ---- data <-> internal layout --------------------------------------------------------
     def _check(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"{type(self).__name__} expects a batch of shape (B, {self.shape}), got "
-                             f"{tuple(x.shape)}; build the model with the data set's shape")
+        check_shape(x, self.shape, f"{type(self).__name__}")
         x = x.to(device=self.device, dtype=self._device_probe.dtype)  # the model's float dtype
         if self.shape == ():
             return x[:, None]  # (B,) -> (B, 1)
