@@ -30,8 +30,12 @@ def _uniform_centres(rng, half, n):
     return half[:, None] + u * (SIZE - 2 * half[:, None])
 
 
-def shape_masks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` boolean masks (n, 20, 20) and their labels (n,) int64 (0 square ... 3 line)."""
+def shape_masks(n: int, rng: np.random.Generator, factors: bool = False):
+    """``n`` boolean masks (n, 20, 20) and their labels (n,) int64 (0 square ... 3 line).
+
+    With ``factors=True`` also a dict of the generating factors (see :func:`shapes_factors`);
+    the random draws are the same either way.
+    """
     labels = rng.integers(0, 4, size=n)
     half = rng.uniform(1.5, 6.5, size=n)  # half-size / radius in pixels
     centre = _uniform_centres(rng, half, n)  # (n, 2) as (y, x)
@@ -62,7 +66,30 @@ def shape_masks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     p = np.stack([py, px])[None]  # (1, 2, H, W)
     t = np.clip(((p - a) * ab).sum(1) / (ab**2).sum(1), 0.0, 1.0)  # (m, H, W)
     masks[sel] = np.linalg.norm(p - (a + t[:, None] * ab), axis=1) <= 0.75
-    return masks, labels.astype(np.int64)
+    if not factors:
+        return masks, labels.astype(np.int64)
+    line = labels == 3  # a line's position is its midpoint, its size half its length
+    centre[line] = ends[line].mean(1)
+    half[line] = np.linalg.norm(ends[line, 0] - ends[line, 1], axis=1) / 2
+    for k in range(1, 4):  # a triangle turned k quarter turns about the image centre moved with it
+        sel = (labels == 2) & (rot == k)
+        for _ in range(k):
+            centre[sel] = np.stack([SIZE - centre[sel, 1], centre[sel, 0]], 1)
+    return masks, labels.astype(np.int64), {"kind": labels.astype(np.int64), "size": half, "y": centre[:, 0],
+                                            "x": centre[:, 1], "rotation": np.where(labels == 2, rot, 0)}
+
+
+def shapes_factors(split: str = "train", seed: int = 0) -> dict:
+    """The generating factors of ``data.load("shapes", split, seed)``, one entry per image:
+    ``kind`` (0 square, 1 circle, 2 triangle, 3 line), ``size`` (half-side / radius / half the
+    line's length, pixels), ``y`` and ``x`` (centre, or the line's midpoint, pixels from the top
+    left), ``rotation`` (triangle quarter turns, 0 otherwise). Regenerated from the same draws."""
+    from . import _check_seed, _check_split
+
+    spec = _shapes_spec(False)
+    _, _, f = shape_masks(spec.n_train + spec.n_test, rng_for("shapes", _check_seed(seed)), factors=True)
+    sel = slice(0, spec.n_train) if _check_split(split) == "train" else slice(spec.n_train, None)
+    return {k: v[sel].copy() for k, v in f.items()}
 
 
 def _shapes_spec(colored: bool) -> Spec:
