@@ -94,6 +94,35 @@ def scatter_2d(points, title=None, ax=None, save_to=None, s=2, alpha=0.5, color=
     return _finish(fig, save_to)
 
 
+def extent_of(points, margin: float = 0.25) -> tuple[float, float, float, float]:
+    """``(xmin, xmax, ymin, ymax)`` of (N, 2) points, widened by ``margin`` times the range on
+    each side (the ``extent`` that ``density_2d``, ``scatter_2d(lim=)`` and ``metrics.grid_mass`` take)."""
+    p = _to_numpy(points)
+    if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
+        raise ValueError(f"points must have shape (N, 2) with N >= 1, got {p.shape}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    lo, hi = p.min(0).astype(np.float64), p.max(0).astype(np.float64)
+    pad = (hi - lo) * margin
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def histogram_2d(points, levels, normalize: bool = True) -> np.ndarray:
+    """Table of (N, 2) integer points (row, column) on a ``levels`` grid (an int for a square grid,
+    or (rows, cols)): counts, or frequencies summing to 1 with ``normalize``. Row = first coordinate,
+    as ``density_2d`` draws a table and as the 2D discrete data sets store points."""
+    p = _to_numpy(points)
+    rows, cols = (int(levels), int(levels)) if np.ndim(levels) == 0 else (int(levels[0]), int(levels[1]))
+    if p.ndim != 2 or p.shape[1] != 2 or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"points must be (N, 2) integers (row, column), got shape {p.shape}, dtype {p.dtype}")
+    if len(p) and (p.min() < 0 or p[:, 0].max() >= rows or p[:, 1].max() >= cols):
+        raise ValueError(f"points must lie in 0..{rows - 1} x 0..{cols - 1}, got rows {p[:, 0].min()}..{p[:, 0].max()}"
+                         f", columns {p[:, 1].min()}..{p[:, 1].max()}")
+    table = np.zeros((rows, cols))
+    np.add.at(table, (p[:, 0], p[:, 1]), 1.0)
+    return table / max(len(p), 1) if normalize else table
+
+
 def density_2d(table_or_fn, extent=None, title=None, ax=None, save_to=None, resolution=200, log=False):
     """A 2D density as a heat map.
 
@@ -168,8 +197,13 @@ def training_curves(history_or_train_losses, test_losses=None, title=None, ylabe
     return _finish(fig, save_to)
 
 
-def table(rows: list[dict], title=None, save_to=None, columns: list[str] | None = None):
-    """Rows of dicts drawn as a table figure (for comparison tables in notebooks and benchmarks)."""
+def table(rows: list[dict], title=None, save_to=None, columns: list[str] | None = None, fontsize: int = 9,
+          wrap: int = 60):
+    """Rows of dicts drawn as a table figure that fits its text (comparison tables in notebooks and
+    benchmarks). Floats show 4 significant digits, None a dash; a cell longer than ``wrap``
+    characters is wrapped onto several lines. Every column is as wide as its widest text."""
+    import textwrap
+
     if columns is None:
         columns = []
         for row in rows:
@@ -178,21 +212,45 @@ def table(rows: list[dict], title=None, save_to=None, columns: list[str] | None 
     def cell(v):
         if v is None:
             return "-"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.4g}"
+        return "\n".join(textwrap.wrap(str(v), wrap)) or str(v)
 
     body = [[cell(r.get(c)) for c in columns] for r in rows] or [["" for _ in columns]]
-    width = max(4.0, 1.3 * len(columns))
-    fig, ax = plt.subplots(figsize=(width, 0.45 * (len(body) + 1) + (0.5 if title else 0.2)))
+    header = ["\n".join(textwrap.wrap(str(c), wrap)) or str(c) for c in columns]
+    fig = plt.figure(figsize=(8, 4))
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.axis("off")
-    tab = ax.table(cellText=body, colLabels=columns, loc="center", cellLoc="center")
+    tab = ax.table(cellText=body, colLabels=header, loc="center", cellLoc="center")
     tab.auto_set_font_size(False)
-    tab.set_fontsize(8)
-    tab.scale(1, 1.3)
+    tab.set_fontsize(fontsize)
+    cells = tab.get_celld()  # (row, col) -> Cell; row 0 is the header
+    for c in range(len(columns)):
+        cells[0, c].get_text().set_fontweight("bold")
+    renderer = fig.canvas.get_renderer()
+    pad_px, dpi = 1.6 * fontsize * fig.dpi / 72, fig.dpi
+    col_px = [max(cells[r, c].get_text().get_window_extent(renderer).width for r in range(len(body) + 1)) + pad_px
+              for c in range(len(columns))]
+    lines = [max(cells[r, c].get_text().get_text().count("\n") + 1 for c in range(len(columns)))
+             for r in range(len(body) + 1)]
+    line_in = 1.45 * fontsize / 72  # one line of text with its padding, in inches
+    width_in = sum(col_px) / dpi + 0.2
+    table_h_in = sum(n * line_in + 0.08 for n in lines)
+    title_in = 0.45 if title else 0.0
+    height_in = table_h_in + title_in + 0.15
+    fig.set_size_inches(width_in, height_in)
+    ax.set_position((0.1 / width_in, 0.075 / height_in, 1 - 0.2 / width_in, table_h_in / height_in))
+    axes_w_px, axes_h_in = (width_in - 0.2) * dpi, table_h_in
+    for (r, c), cl in cells.items():
+        cl.set_width(col_px[c] / axes_w_px)
+        cl.set_height((lines[r] * line_in + 0.08) / axes_h_in)
     if title:
-        ax.set_title(title)
-    return _finish(fig, save_to)
+        fig.suptitle(title, y=1 - 0.1 / height_in, va="top", fontsize=fontsize + 2)
+    if save_to is not None:
+        path = Path(save_to)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
 
 
 def text_lines(lines, title=None, save_to=None, max_chars: int = 100):
@@ -220,11 +278,17 @@ def waveforms(signals, title=None, save_to=None, n: int = 4):
 
 
 def timing(xs, series: dict[str, list[float]], xlabel: str, ylabel="seconds", title=None, save_to=None,
-           logy=False, ax=None):
-    """Lines of measured times against one x (e.g. sampling time vs sequence length)."""
+           logy=False, ax=None, note: str | None = None):
+    """Lines of measured times against one x (e.g. sampling time vs sequence length).
+
+    ``note`` says under the axes how the times were measured (e.g. "best of 5 repeats, 1 thread";
+    see ``deepul_helpers.timing``): a timing figure without it cannot be read honestly."""
     fig, ax = _fig_ax(ax, figsize=(5, 3.5))
     for label, ys in series.items():
         ax.plot(xs, ys, "o-", label=label)
+    if note:
+        ax.annotate(note, xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -34), textcoords="offset points",
+                    ha="center", va="top", fontsize=8, color="0.3")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -241,6 +305,6 @@ def close(fig=None) -> None:
 
 
 __all__ = [
-    "samples_grid", "image_grid", "images_to_float", "scatter_2d", "density_2d", "hist_1d",
+    "samples_grid", "image_grid", "images_to_float", "scatter_2d", "extent_of", "histogram_2d", "density_2d", "hist_1d",
     "training_curves", "table", "text_lines", "waveforms", "timing", "close",
 ]

@@ -60,3 +60,46 @@ def test_bad_shapes_are_rejected():
         plot.scatter_2d(np.zeros((5, 3)))
     with pytest.raises(ValueError, match="extent"):
         plot.density_2d(lambda x: x)
+
+
+def test_extent_of_widens_the_range_by_the_margin():
+    pts = np.array([[0.0, -1.0], [2.0, 3.0], [1.0, 0.0]])
+    assert plot.extent_of(pts, margin=0.0) == (0.0, 2.0, -1.0, 3.0)
+    assert plot.extent_of(pts, margin=0.25) == pytest.approx((-0.5, 2.5, -2.0, 4.0))
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        plot.extent_of(np.zeros((0, 2)))
+
+
+def test_histogram_2d_counts_row_then_column():
+    rng = np.random.default_rng(0)
+    pts = np.stack([rng.integers(0, 3, 500), rng.integers(0, 5, 500)], 1)
+    counts = plot.histogram_2d(pts, (3, 5), normalize=False)
+    literal = np.zeros((3, 5))
+    for r, c in pts:  # the literal loop
+        literal[r, c] += 1
+    assert np.array_equal(counts, literal)
+    freq = plot.histogram_2d(pts, (3, 5))
+    assert freq.sum() == pytest.approx(1.0) and np.allclose(freq, literal / 500)
+    assert plot.histogram_2d(np.array([[1, 2]]), 4)[1, 2] == 1.0  # square grid from an int
+    with pytest.raises(ValueError, match="must lie in"):
+        plot.histogram_2d(np.array([[0, 5]]), (3, 5))
+    with pytest.raises(ValueError, match="integers"):
+        plot.histogram_2d(np.zeros((4, 2)), 3)
+
+
+def test_table_cells_hold_their_text_and_the_figure_holds_the_table():
+    rows = [{"model": "a model with a rather long name", "data": "text_grammar", "bits/dim": 1.234567},
+            {"model": "b", "data": "1d_b", "note": "a long remark " * 8}]
+    fig = plot.table(rows, title="a title")
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    (tab,) = fig.axes[0].tables
+    fig_box = fig.bbox
+    for (r, c), cell in tab.get_celld().items():
+        box, text = cell.get_window_extent(renderer), cell.get_text().get_window_extent(renderer)
+        assert box.x0 <= text.x0 and text.x1 <= box.x1, (r, c, cell.get_text().get_text())
+        assert box.y0 <= text.y0 and text.y1 <= box.y1, (r, c, cell.get_text().get_text())
+        assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1 and fig_box.y0 <= box.y0 and box.y1 <= fig_box.y1
+    assert "\n" in tab.get_celld()[2, 3].get_text().get_text()  # the long remark is wrapped
+    assert tab.get_celld()[1, 2].get_text().get_text() == "1.235"
+    plot.close()

@@ -79,3 +79,49 @@ def gap_percent(nll, entropy) -> float | None:
     if entropy <= 0:
         raise ValueError(f"a gap in % needs a positive entropy, got {entropy}")
     return 100.0 * (float(nll) - float(entropy)) / float(entropy)
+
+
+def grid_mass(log_prob: Callable, extent, n: int = 200, chunk: int = 20_000) -> float:
+    """Integral of ``exp(log_prob)`` over the rectangle ``extent = (xmin, xmax, ymin, ymax)`` by the
+    midpoint rule on an ``n`` x ``n`` grid: a normalised 2D density gives ~1 over a box that covers it.
+
+    ``log_prob`` maps (M, 2) float32 points (numpy; column 0 = x) to M log-densities (numpy or a
+    tensor); for a torch model pass ``log_prob_numpy(model)``. Evaluated ``chunk`` points at a time.
+    """
+    xmin, xmax, ymin, ymax = (float(v) for v in extent)
+    if not (xmax > xmin and ymax > ymin):
+        raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax, got {extent}")
+    if int(n) < 1:
+        raise ValueError(f"n (grid points per axis) must be >= 1, got {n}")
+    hx, hy = (xmax - xmin) / n, (ymax - ymin) / n
+    gx, gy = np.meshgrid(xmin + hx * (np.arange(n) + 0.5), ymin + hy * (np.arange(n) + 0.5))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)  # (n*n, 2) cell centres
+    total = 0.0
+    for i in range(0, len(pts), chunk):
+        lp = log_prob(pts[i:i + chunk])
+        lp = np.asarray(lp.detach().cpu().numpy() if hasattr(lp, "detach") else lp, dtype=np.float64)
+        if lp.shape != (len(pts[i:i + chunk]),):
+            raise ValueError(f"log_prob must return one log-density per point, shape {(len(pts[i:i + chunk]),)}, "
+                             f"got {lp.shape}")
+        total += float(np.exp(lp).sum())
+    return total * hx * hy
+
+
+def log_prob_numpy(model) -> Callable[[np.ndarray], np.ndarray]:
+    """``model.log_prob`` as a function of numpy points: float32 tensor on the model's device, no
+    gradients, numpy float64 out (for ``grid_mass`` and ``plot.density_2d(..., log=True)``)."""
+    import torch
+
+    from deepul_helpers.models._common import model_device
+
+    if not callable(getattr(model, "log_prob", None)):
+        raise TypeError(f"log_prob_numpy needs a model with a log_prob(x) method, got {type(model).__name__}")
+
+    device = model_device(model) if isinstance(model, torch.nn.Module) else torch.device("cpu")
+
+    def fn(points):
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(points), dtype=torch.float32, device=device)
+            return model.log_prob(x).detach().cpu().numpy().astype(np.float64)
+
+    return fn
