@@ -5,7 +5,8 @@
 - normalisation: exp(log p) summed over *every* possible input is 1;
 - discretized logistic mixture sums to 1 for extreme parameters and matches a float64 reference;
 - KV-cache logits and samples equal naive recomputation;
-- samples follow the model's own likelihood (total variation on tiny cases) and have the data format.
+- samples follow the model's own likelihood (total variation on tiny cases) and have the data format;
+- every model passes the shared likelihood contract (tests/likelihood_contract.py) on a tiny data set.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from likelihood_contract import check_likelihood_model
 
 from deepul_helpers.models.autoregressive import (
     MADE,
@@ -327,11 +329,66 @@ def test_sequence_models_normalise_and_sample_their_own_distribution():
         assert total_variation(s, probs, support) < 0.03
 
 
-@pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
-def test_pixelcnns_normalise_over_every_image(cls):
-    shape = (1, 2, 3)  # one row of two RGB pixels, binary: 64 images
-    model = cls(shape, 2, n_filters=6, n_layers=2, kernel_size=3).eval()
-    assert abs(float(log_prob_via_loss(model, all_inputs(shape, 2, torch.uint8)).exp().sum()) - 1) < 1e-5
+def _far_from_uniform(model, scale=0.5):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return model
+
+
+# name -> (model, data shape, dtype, levels, independent log p per example or None for the model's own)
+CONTRACT = {
+    "histogram": (lambda: Histogram(5), (), torch.int64, 5, lambda m: lambda x: m.log_probs()[x]),
+    "logistic_mixture": (lambda: DiscretizedLogisticMixture(6, 3), (), torch.int64, 6,
+                         lambda m: lambda x: m.log_probs()[x]),
+    "made_2d": (lambda: MADE(2, 5, hidden=(24,)), (2,), torch.int64, 5, None),
+    "made_image_ensemble": (lambda: MADE((2, 2, 1), 2, hidden=(16,), n_orderings=2), (2, 2, 1), torch.uint8, 2, None),
+    "pixelcnn": (lambda: PixelCNN((1, 2, 3), 2, n_filters=6, n_layers=2, kernel_size=3), (1, 2, 3), torch.uint8, 2,
+                 None),
+    "gated_pixelcnn": (lambda: GatedPixelCNN((1, 2, 3), 2, n_filters=6, n_layers=2, kernel_size=3), (1, 2, 3),
+                       torch.uint8, 2, None),
+    "image_transformer": (lambda: ImageTransformer((2, 2, 1), 3, d_model=16, n_heads=2), (2, 2, 1), torch.uint8, 3,
+                          None),
+    "char_transformer": (lambda: CharTransformer(3, 4, d_model=16, n_heads=2), (4,), torch.int64, 3, None),
+    "wavenet": (lambda: WaveNet(4, levels=2, n_layers=2), (4,), torch.int64, 2, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_likelihood_contract(name):
+    make, shape, dtype, levels, independent = CONTRACT[name]
+    model = _far_from_uniform(make())
+    support = all_inputs(shape, levels, dtype) if shape else torch.arange(levels)
+    x = support[torch.randint(len(support), (12,))]
+    found = check_likelihood_model(model, x, levels=levels, support=support,
+                                   log_prob=independent(model) if independent else None)
+    assert found["support_total"] == pytest.approx(1.0, abs=1e-4)
+
+
+class _SummedLoss(Histogram):  # sums over the batch instead of averaging
+    def loss(self, x):
+        return super().loss(x) * len(x)
+
+
+class _Unnormalised(Histogram):  # a log-probability table that is not normalised
+    def log_probs(self):
+        return self.logits
+
+
+class _FloatSamples(Histogram):  # samples as floats, not the data's int64 levels
+    def sample(self, n, generator=None):
+        return super().sample(n, generator).float()
+
+
+@pytest.mark.parametrize("cls, message", [(_SummedLoss, "log_prob.mean"), (_Unnormalised, "sum to"),
+                                          (_FloatSamples, "the data set stores")])
+def test_likelihood_contract_catches_broken_models(cls, message):
+    model = cls(4)
+    with torch.no_grad():
+        model.logits.normal_()
+    with pytest.raises(AssertionError, match=message):
+        check_likelihood_model(model, torch.randint(4, (8,)), levels=4, support=torch.arange(4),
+                               log_prob=lambda x: model.log_probs()[x])
 
 
 # ---------------------------------------------------------------- data format of samples and losses
