@@ -36,6 +36,7 @@ CONTRACT = {
     "text_grammar": (np.int64, (64,), "vocab", 10_000, 2_000),
     "text_corpus": (np.int64, (128,), 96, None, None),
     "signals": (np.int64, (256,), 256, 8000, 2000),
+    "gaussian_pairs": (np.float32, (2, 5), None, 10_000, 2_000),
     "gaussian_rotated": (np.float32, (2,), None, 10_000, 2_000),
     "gaussian_aligned": (np.float32, (2,), None, 10_000, 2_000),
     "bars": (np.uint8, (4, 4, 1), 2, 5000, 1000),
