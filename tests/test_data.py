@@ -40,6 +40,9 @@ CONTRACT = {
     "gaussian_rotated": (np.float32, (2,), None, 10_000, 2_000),
     "gaussian_aligned": (np.float32, (2,), None, 10_000, 2_000),
     "bars": (np.uint8, (4, 4, 1), 2, 5000, 1000),
+    "gaussians_8_narrow": (np.float32, (2,), None, 10_000, 2_000),
+    "gaussians_25_narrow": (np.float32, (2,), None, 10_000, 2_000),
+    "mixture_1d": (np.float32, (1,), None, 10_000, 2_000),
 }
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from ._common import Spec, array_sha256, to_numpy
 
 RECORDED_PATH = Path(__file__).with_name("recorded.json")
-_MODULES = ("discrete", "toy2d", "images", "text", "signals", "latent", "pairs")
+_MODULES = ("discrete", "toy2d", "images", "text", "signals", "latent", "pairs", "mixtures")
 SPLITS = ("train", "test")
 
 
