@@ -47,3 +47,11 @@ def check_shape(x: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
     if tuple(x.shape[1:]) != shape or x.dim() != len(shape) + 1:
         raise ValueError(f"{what}: expected a batch of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}; "
                          "build the model with the data set's shape")
+
+
+def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) log p(x) in nats of integer levels ``x`` (B, ...) under independent categoricals ``logits``
+    (B, ..., K) given per dimension (autoregressive models: each dimension's conditional), summed over
+    the dimensions."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1).reshape(x.shape[0], -1).sum(1)

@@ -32,9 +32,12 @@ class Histogram(nn.Module):
     def log_probs(self) -> torch.Tensor:
         return F.log_softmax(self.logits, dim=0)  # (K,)
 
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x) in nats."""
+        return self.log_probs()[check_levels(x, self.levels, "Histogram").reshape(-1)]
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = check_levels(x, self.levels, "Histogram.loss").reshape(-1)  # (B,)
-        return -self.log_probs()[x].mean()
+        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -83,11 +83,13 @@ class DiscretizedLogisticMixture(nn.Module):
             values, self.logit_weights, self.means, self.log_scales, self.levels
         )  # (K,)
 
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x) in nats."""
+        x = check_levels(x, self.levels, "DiscretizedLogisticMixture").reshape(-1)  # (B,)
+        return discretized_logistic_mixture_log_probs(x, self.logit_weights, self.means, self.log_scales, self.levels)
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = check_levels(x, self.levels, "DiscretizedLogisticMixture.loss").reshape(-1)  # (B,)
-        return -discretized_logistic_mixture_log_probs(
-            x, self.logit_weights, self.means, self.log_scales, self.levels
-        ).mean()
+        return -self.log_prob(x).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import check_levels, check_shape, model_device
+from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
 
 
 def made_degrees(ordering, hidden, rng: np.random.Generator | None = None) -> list[np.ndarray]:
@@ -161,8 +161,7 @@ class MADE(nn.Module):
 
     def _log_prob_mask(self, x: torch.Tensor, s: int) -> torch.Tensor:
         self.set_mask(s)
-        logp = F.log_softmax(self.logits(x), dim=-1)  # (B, D, K)
-        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).sum(-1)  # (B,)
+        return categorical_log_prob(self.logits(x), x)  # (B,) from (B, D, K) logits
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) log p(x) in nats: log of the mean over mask sets of p_s(x)."""

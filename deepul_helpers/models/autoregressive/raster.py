@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import check_levels, check_shape, model_device
+from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
 
 
 class RasterImageModel(torch.nn.Module):
@@ -38,8 +38,7 @@ class RasterImageModel(torch.nn.Module):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) log p(x) in nats."""
         x = self._check(x, f"{type(self).__name__}.log_prob")
-        logp = F.log_softmax(self.logits(x), dim=-1)
-        return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
+        return categorical_log_prob(self.logits(x), x)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check(x, f"{type(self).__name__}.loss")

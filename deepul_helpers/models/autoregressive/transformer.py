@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import check_levels, check_shape, model_device
+from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
 
 
 class CausalSelfAttention(nn.Module):
@@ -109,6 +109,11 @@ class Transformer(nn.Module):
         check_shape(x, (self.seq_len,), what)
         return check_levels(x, self.vocab_size, what)
 
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x) in nats: the sum over positions of log p(x_t | x_<t)."""
+        x = self._check(x, f"{type(self).__name__}.log_prob")
+        return categorical_log_prob(self.logits(x), x)
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check(x, f"{type(self).__name__}.loss")
         return F.cross_entropy(self.logits(x).reshape(-1, self.vocab_size), x.reshape(-1))
@@ -172,6 +177,10 @@ class ImageTransformer(Transformer):
         super().__init__(levels, h * w * c, d_model, n_heads, n_layers, dropout)
         self.image_shape = (h, w, c)
         self.levels = int(levels)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, self.image_shape, "ImageTransformer.log_prob")
+        return super().log_prob(x.reshape(x.shape[0], -1))
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(x, self.image_shape, "ImageTransformer.loss")
