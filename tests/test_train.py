@@ -195,3 +195,94 @@ def test_evaluate_is_the_test_loss_fit_reports(clean_quick_env):
     from deepul_helpers.train import evaluate
 
     assert evaluate(model, test) == pytest.approx(h.test_losses[-1], rel=1e-12)
+
+
+def test_validation_split_is_seeded_disjoint_and_never_trained_on(clean_quick_env):
+    from deepul_helpers.train import split_validation
+
+    keep, held = split_validation(100, 0.2, seed=3)
+    assert len(held) == 20 and len(keep) == 80
+    assert sorted(torch.cat([keep, held]).tolist()) == list(range(100))  # disjoint, nothing lost
+    assert torch.equal(held, split_validation(100, 0.2, seed=3)[1])
+    assert not torch.equal(held, split_validation(100, 0.2, seed=4)[1])
+    x = torch.arange(100)
+    seen = set()
+
+    def step(model, batch, optimizer, iteration):
+        seen.update(batch.tolist())
+        return 0.0
+
+    h = fit(IndependentCategorical(1, 100), x, None, epochs=3, batch_size=7, step=step, seed=3, val_fraction=0.2)
+    assert seen == set(keep.tolist())  # every training example seen, no validation example
+    assert len(h.val_losses) == 4 and h.best_epoch is not None
+    with pytest.raises(ValueError, match="val_fraction"):
+        fit(IndependentCategorical(1, 100), x, None, epochs=1, val_fraction=1.0)
+
+
+def test_keep_best_ends_with_the_epoch_of_lowest_validation_loss(clean_quick_env):
+    """A step that sets the parameters by epoch (good in epoch 2, bad after) shows which ones fit keeps."""
+    train, test = _data(n=400)
+    counts = np.stack([np.bincount(train[:, d], minlength=5) for d in range(4)]) + 1.0
+    good = torch.tensor(np.log(counts / counts.sum(1, keepdims=True)), dtype=torch.float32)
+    per_epoch = math.ceil(len(train) * 0.75 / 40)
+
+    def step(model, batch, optimizer, iteration):
+        epoch = iteration // per_epoch
+        with torch.no_grad():
+            model.logits.copy_(good if epoch == 1 else good * (epoch + 2.0))  # sharper = overfit
+        return 0.0
+
+    model = IndependentCategorical(4, 5)
+    h = fit(model, train, test, epochs=4, batch_size=40, step=step, val_fraction=0.25, seed=5)
+    assert h.best_epoch == 2 and int(np.argmin(h.val_losses)) == 2
+    assert torch.equal(model.logits.detach(), good)
+    from deepul_helpers.train import evaluate, split_validation
+
+    _, held = split_validation(len(train), 0.25, seed=5)
+    assert evaluate(model, train[held.numpy()]) == pytest.approx(h.val_losses[2], rel=1e-9)
+    assert h.test_losses[2] == pytest.approx(evaluate(model, test), rel=1e-9)  # test loss of the kept model
+    last = IndependentCategorical(4, 5)
+    h = fit(last, train, test, epochs=4, batch_size=40, step=step, val_fraction=0.25, seed=5, keep_best=False)
+    assert h.best_epoch is None and torch.equal(last.logits.detach(), good * 5.0)  # the last epoch's
+
+
+def test_checkpoint_resume_with_validation_equals_straight_run(tmp_path, clean_quick_env):
+    train, test = _data()
+    kw = dict(batch_size=16, seed=7, val_fraction=0.2)
+    straight_model = MLPDensity(seed=7)
+    straight = fit(straight_model, train, test, epochs=4, **kw)
+    ckpt = tmp_path / "run.pt"
+    fit(MLPDensity(seed=7), train, test, epochs=2, checkpoint=ckpt, **kw)
+    model = MLPDensity(seed=7)
+    resumed = fit(model, train, test, epochs=4, checkpoint=ckpt, **kw)
+    assert np.array_equal(resumed.val_losses, straight.val_losses) and resumed.best_epoch == straight.best_epoch
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), straight_model.state_dict().values()))
+
+
+def test_history_as_dict_is_json_and_keeps_train_extra(clean_quick_env):
+    import json
+
+    train, _ = _data()
+    h = fit(IndependentCategorical(4, 5), train, None, epochs=1, batch_size=60,
+            step=lambda m, b, o, i: {"loss": 1.0, "critic": float(i)})
+    d = json.loads(json.dumps(h.as_dict()))
+    assert d["train_extra"]["critic"] == list(range(h.iterations))
+    assert d["cpu_time_s"] >= 0 and d["val_losses"] == [] and d["best_epoch"] is None
+
+
+def test_cpu_budget_ignores_time_spent_waiting(clean_quick_env):
+    import time
+
+    train, _ = _data(n=400)
+
+    class Sleepy(IndependentCategorical):
+        def loss(self, x):
+            time.sleep(0.01)  # wall time without CPU time
+            return super().loss(x)
+
+    wall = fit(Sleepy(4, 5), train, None, epochs=1, budget_s=0.2, batch_size=8)
+    cpu = fit(Sleepy(4, 5), train, None, epochs=1, budget_s=0.2, batch_size=8, budget_clock="cpu")
+    assert wall.stopped_by_budget and wall.iterations < 40
+    assert not cpu.stopped_by_budget and cpu.iterations == 40
+    with pytest.raises(ValueError, match="budget_clock"):
+        fit(Sleepy(4, 5), train, None, budget_s=1, budget_clock="gpu")
