@@ -152,6 +152,33 @@ def density_2d(table_or_fn, extent=None, title=None, ax=None, save_to=None, reso
     return _finish(fig, save_to)
 
 
+def receptive_field(field, at, title=None, ax=None, save_to=None):
+    """An (H, W) boolean receptive field (e.g. ``metrics.receptive_field.receptive_field``) drawn for the
+    output at pixel ``at = (i, j)``: pixels it sees, earlier pixels (raster order) it does not see (a
+    blind spot), later pixels, and the pixel itself, with a legend under the image."""
+    from matplotlib.patches import Patch
+
+    f = _to_numpy(field).astype(bool)
+    if f.ndim != 2:
+        raise ValueError(f"a receptive field must be an (H, W) boolean map, got shape {f.shape}")
+    h, w = f.shape
+    i, j = (int(a) for a in at)
+    earlier = np.arange(h * w).reshape(h, w) < i * w + j  # pixels before (i, j) in raster order
+    img = np.where(f, 1.0, np.where(earlier, 0.45, 0.0))
+    img[i, j] = 0.75
+    fig, ax = _fig_ax(ax, figsize=(4, 4.4))
+    ax.imshow(img, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    cmap = plt.get_cmap("magma")
+    kinds = [(1.0, "seen"), (0.45, "earlier, not seen"), (0.0, "later"), (0.75, f"the pixel {(i, j)}")]
+    ax.legend(handles=[Patch(facecolor=cmap(v), edgecolor="0.5", label=lab) for v, lab in kinds], loc="upper center",
+              bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
 def hist_1d(data, levels: int, model_probs=None, true_probs=None, title=None, ax=None, save_to=None):
     """Empirical histogram of 1D discrete data, with model and true probabilities overlaid."""
     x = _to_numpy(data).reshape(-1)
@@ -299,12 +326,98 @@ def timing(xs, series: dict[str, list[float]], xlabel: str, ylabel="seconds", ti
     return _finish(fig, save_to)
 
 
+# Benchmark rows (what `deepul bench FAMILY` writes, one dict per model and data set) as figures; the
+# website, the lectures and the round-up draw them with these. A value is read from the first of its names.
+BENCH_BITS = ("bits_per_dim", "test_bits_per_dim")
+BENCH_GAP = ("gap_percent",)
+BENCH_SAMPLE_S = ("s_per_sample", "sample_s_per_sample", "s_per_sample_cached")
+
+
+def _value(row: dict, names):
+    return next((row[n] for n in names if row.get(n) is not None), None)
+
+
+def _bench_bars(rows, values, xlabel, title, save_to, ref=None, ref_label=None):
+    labels = [f"{r.get('model', '?')}  ({r.get('dataset', '?')})" for r in rows]
+    sets = list(dict.fromkeys(r.get("dataset") for r in rows))
+    colors = [plt.cm.tab10(sets.index(r.get("dataset")) % 10) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.4))
+    ax.barh(range(len(rows)), values, color=colors)
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:.3g}", (v, i), xytext=(3 if v >= 0 else -3, 0), textcoords="offset points",
+                    ha="left" if v >= 0 else "right", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.3", lw=0.8)
+    if ref is not None:
+        ax.axvline(ref, color="k", ls="--", lw=1, label=ref_label)
+        ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def bench_gap(rows: list[dict], title="gap to the true entropy", save_to=None):
+    """Each model's test NLL above the data's true entropy, in % of the entropy (rows where it is known)."""
+    rows = [r for r in rows if _value(r, BENCH_GAP) is not None]
+    return _bench_bars(rows, [float(_value(r, BENCH_GAP)) for r in rows], "gap (% of the entropy; 0 = perfect)",
+                       title, save_to)
+
+
+def bench_bits_per_dim(rows: list[dict], dataset: str, title=None, save_to=None):
+    """Test bits/dim of every model on one data set, with the true entropy as a line where it is known."""
+    rows = [r for r in rows if r.get("dataset") == dataset and _value(r, BENCH_BITS) is not None]
+    entropy = next((r["entropy_nats_per_dim"] for r in rows if r.get("entropy_nats_per_dim") is not None), None)
+    ref = None if entropy is None else entropy / math.log(2)
+    return _bench_bars(rows, [float(_value(r, BENCH_BITS)) for r in rows], "test bits/dim (lower is better)",
+                       title or f"bits/dim on {dataset}", save_to, ref=ref, ref_label="true entropy")
+
+
+def bench_sampling_time(rows: list[dict], title="sampling time against dimension", save_to=None):
+    """Seconds to draw one sample against the number of dimensions of the data set, one point per row."""
+    from deepul_helpers import data
+
+    pts = [(r.get("dims") or data.info(r["dataset"]).dims, float(_value(r, BENCH_SAMPLE_S)), r.get("model", "?"))
+           for r in rows if _value(r, BENCH_SAMPLE_S) is not None and (r.get("dims") or r.get("dataset") in
+                                                                       data.names())]
+    fig, ax = _fig_ax(None, figsize=(6, 4))
+    for i, model in enumerate(dict.fromkeys(m for _, _, m in pts)):
+        xs, ys = zip(*[(d, s) for d, s, m in pts if m == model])
+        ax.plot(xs, ys, "o" if len(xs) == 1 else "o-", color=plt.cm.tab10(i % 10), label=model)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dimensions of one example")
+    ax.set_ylabel("seconds per sample")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def bench_figures(rows: list[dict], title_prefix: str = "") -> list[tuple[str, object]]:
+    """The figures of one benchmark's rows, as (name, Figure): the gap to the true entropy, bits/dim per model
+    on each data set without a known entropy that several models share, sampling time against dimension."""
+    pre = f"{title_prefix}: " if title_prefix else ""
+    figs = []
+    if any(_value(r, BENCH_GAP) is not None for r in rows):
+        figs.append(("gap", bench_gap(rows, title=pre + "gap to the true entropy")))
+    for name in dict.fromkeys(r.get("dataset") for r in rows):
+        same = [r for r in rows if r.get("dataset") == name and _value(r, BENCH_BITS) is not None]
+        if len(same) > 1 and all(r.get("entropy_nats_per_dim") is None for r in same):
+            figs.append((f"bits_{name}", bench_bits_per_dim(rows, name, title=pre + f"bits/dim on {name}")))
+    if any(_value(r, BENCH_SAMPLE_S) is not None for r in rows):
+        figs.append(("sampling_time", bench_sampling_time(rows, title=pre + "sampling time against dimension")))
+    return figs
+
+
 def close(fig=None) -> None:
     """Free a figure (or all) when a script makes many."""
     plt.close(fig if fig is not None else "all")
 
 
 __all__ = [
-    "samples_grid", "image_grid", "images_to_float", "scatter_2d", "extent_of", "histogram_2d", "density_2d", "hist_1d",
+    "samples_grid", "image_grid", "images_to_float", "scatter_2d", "extent_of", "histogram_2d", "density_2d",
+    "receptive_field", "hist_1d",
     "training_curves", "table", "text_lines", "waveforms", "timing", "close",
+    "bench_gap", "bench_bits_per_dim", "bench_sampling_time", "bench_figures",
 ]

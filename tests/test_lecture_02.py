@@ -11,27 +11,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import nbformat
 import pytest
+from lecture_checks import INLINE, check_committed_lecture, check_executed_lecture
 
 from deepul_helpers import notebook
 
 LECTURE = Path(__file__).resolve().parents[1] / "lectures" / "02_flows.ipynb"
 
 
-def test_lecture_is_committed_clean_with_a_parameters_cell():
-    nb = nbformat.read(str(LECTURE), as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    assert code[0].source == 'quick = False\nseed = 0\ndevice = "auto"'
-    assert all(not c.outputs and c.execution_count is None for c in code)
-    text = "\n".join(c.source for c in code)
-    assert "import *" not in text and "cuda" not in text
+def test_lecture_is_committed_clean_and_follows_the_conventions():
+    check_committed_lecture(LECTURE)
 
 
 @pytest.mark.notebook
 def test_lecture_runs_quick_and_its_numbers_hold(tmp_path):
-    _, rec = notebook.execute(LECTURE, out_dir=tmp_path, cwd=tmp_path, timeout=300)
+    path, rec = notebook.execute(LECTURE, out_dir=tmp_path, cwd=tmp_path, timeout=300, env=INLINE)
+    check_executed_lecture(path)  # figures, and no stray output, no error
     # a flow's density integrates to 1 (midpoint rule on a grid covering the data generously)
     assert rec["moons_mass"] == pytest.approx(1.0, abs=0.02)
     # cross-entropy >= entropy: the test NLL may fall below the true entropy only by test-set noise

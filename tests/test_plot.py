@@ -29,7 +29,8 @@ def _calls():
         "table": lambda p: plot.table([{"model": "a", "bits/dim": 1.23}, {"model": "b", "x": None}], save_to=p),
         "text_lines": lambda p: plot.text_lines(["hello", "world"], save_to=p),
         "waveforms": lambda p: plot.waveforms(rng.integers(0, 256, (3, 100)), save_to=p),
-        "timing": lambda p: plot.timing([1, 2], {"a": [1.0, 2.0]}, xlabel="n", save_to=p),
+        "timing": lambda p: plot.timing([1, 2], {"a": [1.0, 2.0]}, xlabel="n", note="best of 3", save_to=p),
+        "receptive_field": lambda p: plot.receptive_field(np.tri(5, dtype=bool), (2, 2), title="f", save_to=p),
     }
 
 
