@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint lab release grade bench clean venv
+.PHONY: demo test lint lab release grade bench site clean venv
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ grade: $(STAMP)
 # make bench FAMILY=autoregressive
 bench: $(STAMP)
 	$(PY) -m deepul_helpers bench $(FAMILY)
+
+# make site [FULL=1]: the course website under out/site/ (lectures executed in quick mode; FULL=1: full mode)
+site: $(STAMP)
+	$(PY) site/build.py $(if $(filter 1 yes true,$(FULL)),--full)
 
 clean:
 	rm -rf out grading/out .pytest_cache .ruff_cache

@@ -326,19 +326,13 @@ def timing(xs, series: dict[str, list[float]], xlabel: str, ylabel="seconds", ti
     return _finish(fig, save_to)
 
 
-# Benchmark rows (what `deepul bench FAMILY` writes, one dict per model and data set) as figures; the
-# website, the lectures and the round-up draw them with these. A value is read from the first of its names.
-BENCH_BITS = ("bits_per_dim", "test_bits_per_dim")
-BENCH_GAP = ("gap_percent",)
-BENCH_SAMPLE_S = ("s_per_sample", "sample_s_per_sample", "s_per_sample_cached")
-
-
-def _value(row: dict, names):
-    return next((row[n] for n in names if row.get(n) is not None), None)
+# Benchmark rows (what `deepul bench FAMILY` writes: one dict per model and data set, the fields of
+# deepul_helpers.bench.schema) as figures; the website, the lectures and the round-up draw them with these.
 
 
 def _bench_bars(rows, values, xlabel, title, save_to, ref=None, ref_label=None):
-    labels = [f"{r.get('model', '?')}  ({r.get('dataset', '?')})" for r in rows]
+    labels = [f"{r.get('model', '?')}  ({r.get('dataset', '?')})" + (" [bound]" * (r.get("nll_kind") == "bound"))
+              for r in rows]
     sets = list(dict.fromkeys(r.get("dataset") for r in rows))
     colors = [plt.cm.tab10(sets.index(r.get("dataset")) % 10) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.4))
@@ -360,27 +354,26 @@ def _bench_bars(rows, values, xlabel, title, save_to, ref=None, ref_label=None):
 
 def bench_gap(rows: list[dict], title="gap to the true entropy", save_to=None):
     """Each model's test NLL above the data's true entropy, in % of the entropy (rows where it is known)."""
-    rows = [r for r in rows if _value(r, BENCH_GAP) is not None]
-    return _bench_bars(rows, [float(_value(r, BENCH_GAP)) for r in rows], "gap (% of the entropy; 0 = perfect)",
-                       title, save_to)
+    rows = [r for r in rows if r.get("gap_percent") is not None]
+    return _bench_bars(rows, [float(r["gap_percent"]) for r in rows], "test NLL above the entropy (% of it; 0 = "
+                       "perfect)", title, save_to)
 
 
 def bench_bits_per_dim(rows: list[dict], dataset: str, title=None, save_to=None):
     """Test bits/dim of every model on one data set, with the true entropy as a line where it is known."""
-    rows = [r for r in rows if r.get("dataset") == dataset and _value(r, BENCH_BITS) is not None]
+    rows = [r for r in rows if r.get("dataset") == dataset and r.get("test_bits_per_dim") is not None]
     entropy = next((r["entropy_nats_per_dim"] for r in rows if r.get("entropy_nats_per_dim") is not None), None)
     ref = None if entropy is None else entropy / math.log(2)
-    return _bench_bars(rows, [float(_value(r, BENCH_BITS)) for r in rows], "test bits/dim (lower is better)",
+    return _bench_bars(rows, [float(r["test_bits_per_dim"]) for r in rows], "test bits/dim (lower is better)",
                        title or f"bits/dim on {dataset}", save_to, ref=ref, ref_label="true entropy")
 
 
 def bench_sampling_time(rows: list[dict], title="sampling time against dimension", save_to=None):
-    """Seconds to draw one sample against the number of dimensions of the data set, one point per row."""
+    """Seconds to draw 1,000 samples against the number of dimensions of the data set, one point per row."""
     from deepul_helpers import data
 
-    pts = [(r.get("dims") or data.info(r["dataset"]).dims, float(_value(r, BENCH_SAMPLE_S)), r.get("model", "?"))
-           for r in rows if _value(r, BENCH_SAMPLE_S) is not None and (r.get("dims") or r.get("dataset") in
-                                                                       data.names())]
+    pts = [(data.info(r["dataset"]).dims, float(r["s_per_1000_samples"]), r.get("model", "?"))
+           for r in rows if r.get("s_per_1000_samples") is not None and r.get("dataset") in data.names()]
     fig, ax = _fig_ax(None, figsize=(6, 4))
     for i, model in enumerate(dict.fromkeys(m for _, _, m in pts)):
         xs, ys = zip(*[(d, s) for d, s, m in pts if m == model])
@@ -388,7 +381,7 @@ def bench_sampling_time(rows: list[dict], title="sampling time against dimension
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("dimensions of one example")
-    ax.set_ylabel("seconds per sample")
+    ax.set_ylabel("seconds per 1,000 samples")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(title)
     return _finish(fig, save_to)
@@ -399,13 +392,13 @@ def bench_figures(rows: list[dict], title_prefix: str = "") -> list[tuple[str, o
     on each data set without a known entropy that several models share, sampling time against dimension."""
     pre = f"{title_prefix}: " if title_prefix else ""
     figs = []
-    if any(_value(r, BENCH_GAP) is not None for r in rows):
+    if any(r.get("gap_percent") is not None for r in rows):
         figs.append(("gap", bench_gap(rows, title=pre + "gap to the true entropy")))
     for name in dict.fromkeys(r.get("dataset") for r in rows):
-        same = [r for r in rows if r.get("dataset") == name and _value(r, BENCH_BITS) is not None]
+        same = [r for r in rows if r.get("dataset") == name and r.get("test_bits_per_dim") is not None]
         if len(same) > 1 and all(r.get("entropy_nats_per_dim") is None for r in same):
             figs.append((f"bits_{name}", bench_bits_per_dim(rows, name, title=pre + f"bits/dim on {name}")))
-    if any(_value(r, BENCH_SAMPLE_S) is not None for r in rows):
+    if any(r.get("s_per_1000_samples") is not None for r in rows):
         figs.append(("sampling_time", bench_sampling_time(rows, title=pre + "sampling time against dimension")))
     return figs
 
