@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from deepul_helpers import config, data, notebook, plot
-from deepul_helpers.homework import output_dir as _output_dir
+from deepul_helpers.homework.kit import output_dir as _output_dir
 
 # (question, data set, variant) -> (test loss in nats/dim, tolerance, full-mode seconds on a 2-core CPU)
 EXPECTED: dict[tuple[str, str, str], tuple[float, float, float]] = {

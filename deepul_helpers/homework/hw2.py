@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepul_helpers import config, data, metrics, notebook, plot
-from deepul_helpers.homework import output_dir
+from deepul_helpers.homework.kit import output_dir
 
 # Final test losses (nats/dim) of the reference solution (`solutions/hw2_flows/hw2.ipynb`) in full
 # mode, seed 0: each training function run alone on one thread of the shared 2-core CPU. The
