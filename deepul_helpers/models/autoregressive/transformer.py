@@ -12,8 +12,6 @@ O(T) token computations (attention still reads the prefix).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,13 +38,17 @@ class CausalSelfAttention(nn.Module):
             cache["k"][:, :, pos:pos + t] = k
             cache["v"][:, :, pos:pos + t] = v
             k, v = cache["k"][:, :, :pos + t], cache["v"][:, :, :pos + t]  # (B, nh, pos+T, hs)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, pos+T)
-        query_pos = torch.arange(pos, pos + t, device=x.device)[:, None]
-        key_pos = torch.arange(k.shape[2], device=x.device)[None, :]
-        att = att.masked_fill(key_pos > query_pos, float("-inf"))  # no looking ahead
-        att = self.drop(F.softmax(att, dim=-1))
-        y = (att @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, d)
-        return self.proj(y)
+        # softmax(q k^T / sqrt(hs)) v over the keys at or before each query's position (one fused call)
+        p_drop = self.drop.p if self.training else 0.0
+        if pos == 0:  # queries 0..T-1 against keys 0..T-1: the causal triangle
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p_drop, is_causal=True)  # (B, nh, T, hs)
+        elif t == 1:  # one cached step: the new query sees every key so far
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p_drop)
+        else:  # queries pos..pos+T-1 against keys 0..pos+T-1
+            query_pos = torch.arange(pos, pos + t, device=x.device)[:, None]
+            mask = torch.arange(k.shape[2], device=x.device)[None, :] <= query_pos  # (T, pos+T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, d)
 
 
 class Block(nn.Module):
