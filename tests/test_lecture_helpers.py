@@ -118,7 +118,7 @@ def _stack_fields(size=15, at=7, layers=6):
 def test_receptive_fields_of_pixelcnn_stacks_match_their_closed_forms():
     torch.manual_seed(0)
     plain, gated = _stack_fields()
-    kw = dict(n_filters=8, n_layers=6, kernel_size=3)
+    kw = dict(n_filters=16, n_layers=6, kernel_size=3)
     assert np.array_equal(receptive_field(PixelCNN((15, 15, 1), 2, **kw), (15, 15, 1), (7, 7)), plain)
     assert np.array_equal(receptive_field(GatedPixelCNN((15, 15, 1), 2, **kw), (15, 15, 1), (7, 7)), gated)
     assert input_gradients(PixelCNN((15, 15, 1), 2, **kw), (15, 15, 1), (7, 7)).shape == (15, 15, 1)

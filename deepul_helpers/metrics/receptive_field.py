@@ -5,7 +5,9 @@ depends on. For an autoregressive image model (PixelCNN, Gated PixelCNN: ``model
 (B, H, W, C) floats in [-1, 1] to (B, H, W, C, levels) logits) this draws the pixels a
 conditional sees, and shows PixelCNN's blind spot. Connectivity does not depend on the weights,
 so an untrained model will do; random inputs (a batch of them, summed) keep a ReLU that happens
-to be off at one input from hiding a connection.
+to be off at one input from hiding a connection. A unit that is off for *every* input (its bias
+dominates, more likely in a very narrow untrained network) still hides one: with 8 filters per
+layer, 1 in 100 seeds of a 6-layer Gated PixelCNN showed an empty field; with 16, none did.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def input_gradients(model, shape, at, channel: int = 0, n: int = 8, seed: int = 
         raise ValueError(f"model(z) must return (B, H, W, C, ...) outputs for z of shape (B, {h}, {w}, {c}); "
                          f"got {tuple(out.shape)}")
     (grad,) = torch.autograd.grad(out[:, i, j, channel].sum(), z)
-    return grad.abs().sum(0).cpu().numpy()  # (H, W, C)
+    grad = grad.abs().sum(0).cpu().numpy()  # (H, W, C)
+    if not np.isfinite(grad).all():
+        raise ValueError("the input gradients are not finite (NaN or inf): check the model's parameters")
+    return grad
 
 
 def receptive_field(model, shape, at, channel: int = 0, n: int = 8, seed: int = 0) -> np.ndarray:
