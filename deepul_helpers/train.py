@@ -358,6 +358,7 @@ def fit(
     epoch; with ``keep_best`` (the default) the model ends with the parameters of the epoch with
     the lowest validation loss (``History.best_epoch``), so that a long run cannot overfit the figure.
     Quick mode (``config.is_quick(quick)``) caps epochs, iterations per epoch, validation and test size.
+    PyTorch's threads are set by ``config.use_threads()`` (one unless ``DEEPUL_THREADS`` says otherwise).
     ``checkpoint``: a file path; saved after every epoch, and resumed from when it exists.
     ``lr_schedule="cosine"``: the learning rate decays from ``lr`` to 0 along a half cosine over
     the run, measured by whichever of ``budget_s`` and ``epochs`` (iterations) is further along;
@@ -374,6 +375,7 @@ def fit(
     _check_arguments(model, epochs, budget_s, budget_clock, batch_size, lr_schedule, val_fraction, step)
     quick, dev = config.is_quick(quick), config.resolve_device(device)
     config.seed_everything(seed)
+    config.use_threads()
     train, val, test = _prepare_data(train_data, test_data, val_fraction, seed, quick)
     max_epochs = min(sys.maxsize if epochs is None else epochs, config.QUICK_MAX_EPOCHS if quick else sys.maxsize)
     n, eval_bs = len(train[0]), eval_batch_size or max(batch_size, 256)

@@ -75,3 +75,21 @@ def test_gap_percent():
     assert metrics.gap_percent(1.0, None) is None
     with pytest.raises(ValueError):
         metrics.gap_percent(1.0, -0.5)
+
+
+def test_cross_entropy_is_gibbs_bounded_and_matches_scipy():
+    rng = np.random.default_rng(0)
+    for shape in [(7,), (4, 5)]:
+        p = rng.dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
+        q = rng.dirichlet(np.ones(p.size)).reshape(shape)
+        h_pq = metrics.cross_entropy(p, np.log(q))
+        # H(p, q) = H(p) + KL(p || q), with scipy computing both terms independently
+        assert h_pq == pytest.approx(scipy.stats.entropy(p.ravel()) + scipy.stats.entropy(p.ravel(), q.ravel()))
+        assert h_pq > metrics.entropy_discrete(p)
+        assert metrics.cross_entropy(p, np.log(p)) == pytest.approx(metrics.entropy_discrete(p), rel=1e-12)
+    p = np.array([0.5, 0.5, 0.0])
+    with np.errstate(divide="ignore"):
+        assert metrics.cross_entropy(p, np.log([0.25, 0.75, 0.0])) == pytest.approx(-0.5 * np.log(0.25 * 0.75))
+        assert metrics.cross_entropy(p, np.log([1.0, 0.0, 0.0])) == math.inf
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.cross_entropy(p, np.zeros(2))

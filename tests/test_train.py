@@ -286,3 +286,25 @@ def test_cpu_budget_ignores_time_spent_waiting(clean_quick_env):
     assert not cpu.stopped_by_budget and cpu.iterations == 40
     with pytest.raises(ValueError, match="budget_clock"):
         fit(Sleepy(4, 5), train, None, budget_s=1, budget_clock="gpu")
+
+
+def test_threads_come_from_one_place(monkeypatch, clean_quick_env):
+    monkeypatch.delenv("DEEPUL_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert config.threads() == 1  # the default: no oversubscription on a shared machine
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert config.threads() == 3
+    monkeypatch.setenv("DEEPUL_THREADS", "2")
+    assert config.threads() == 2  # the course's own setting wins
+    monkeypatch.setenv("DEEPUL_THREADS", "two")
+    with pytest.raises(ValueError, match="DEEPUL_THREADS"):
+        config.threads()
+    monkeypatch.setenv("DEEPUL_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train, _ = _data()
+        fit(IndependentCategorical(4, 5), train, None, epochs=1)
+        assert torch.get_num_threads() == 1  # fit trains on config's threads
+    finally:
+        torch.set_num_threads(before)

@@ -2,6 +2,10 @@
 
 A benchmark is a module ``deepul_helpers.bench.<family>`` with
 ``run(quick: bool, device: str) -> list[dict]``: one dict per row, measured values only.
+A model family's rows (a family with a folder ``models/<family>/``) follow the one row schema of
+``bench/schema.py`` and are validated before they are written; other benchmarks (``grading``)
+have rows of their own. PyTorch runs on ``config.threads()`` threads (one unless
+``DEEPUL_THREADS`` says otherwise).
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from pathlib import Path
 
 
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """The benchmarks: every module of this package but the schema."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "schema")
+
+
+def model_families() -> list[str]:
+    """The model families (folders of ``deepul_helpers.models``): their benchmarks write schema rows."""
+    from deepul_helpers import models
+
+    return sorted(m.name for m in pkgutil.iter_modules(models.__path__) if m.ispkg and not m.name.startswith("_"))
 
 
 def add_arguments(parser) -> None:
@@ -50,8 +62,15 @@ def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench
     known = available()
     if family not in known:
         raise SystemExit(f"deepul bench: unknown benchmark {family!r}; known: {', '.join(known)}")
+    from deepul_helpers import config
+
+    config.use_threads()
     module = importlib.import_module(f"{__name__}.{family}")
     rows = module.run(quick=quick, device=device)
+    if family in model_families():
+        from deepul_helpers.bench.schema import validate_rows
+
+        validate_rows(rows, family)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{family}.json"

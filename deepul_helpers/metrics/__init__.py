@@ -57,6 +57,25 @@ def entropy_discrete(probs, axis=None) -> float | np.ndarray:
     return terms.sum(axis=axis) if axis is not None else float(terms.sum())
 
 
+def cross_entropy(probs, log_q) -> float:
+    """Exact cross-entropy H(p, q) = -sum_x p(x) log q(x) in nats, for a known distribution p given as
+    a probability table and a model's log-probabilities ``log_q`` of the same values (same shape).
+
+    Never below the entropy of p when q is normalised (Gibbs' inequality; equal only when q = p), unlike
+    a test-set average, which can fall below it by chance. Values with p(x) = 0 contribute 0; a value
+    with p(x) > 0 and q(x) = 0 makes it infinite. Divide by the dimension for nats per dimension.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    lq = np.asarray(log_q, dtype=np.float64)
+    if p.shape != lq.shape:
+        raise ValueError(f"probs and log_q must have the same shape (one log q per value of p), "
+                         f"got {p.shape} and {lq.shape}")
+    entropy_discrete(p)  # raises unless p is a distribution
+    if np.any(np.isnan(lq)) or np.any(lq > 1e-9):
+        raise ValueError("log_q must hold log-probabilities (<= 0, no NaN)")
+    return float(-(p[p > 0] * lq[p > 0]).sum())
+
+
 def entropy_monte_carlo(log_prob: Callable[[np.ndarray], np.ndarray], samples) -> tuple[float, float]:
     """Monte Carlo estimate of the entropy H = E_p[-log p(x)] and its standard error.
 
