@@ -15,7 +15,17 @@ grid; the GMMN trains by the maximum mean discrepancy.
 
 from .dcgan import dcgan
 from .ebm import GridEBM, cd_step, dsm_step
-from .gan import GAN, GANOptimizer, gan_optimizer, gan_step, generator_grad_norm, mlp, mlp_gan, pack_batch
+from .gan import (
+    GAN,
+    GANOptimizer,
+    discriminator_step,
+    gan_optimizer,
+    gan_step,
+    generator_grad_norm,
+    mlp,
+    mlp_gan,
+    pack_batch,
+)
 from .gmmn import GMMN, gaussian_kernel, mmd2_unbiased, mmd_permutation_test
 from .losses import (
     LOSSES,
@@ -33,7 +43,8 @@ from .spectral_norm import SpectralNorm, apply_spectral_norm, spectral_normalize
 
 __all__ = [
     "GAN", "GANOptimizer", "GMMN", "GridEBM", "LOSSES", "SpectralNorm", "apply_spectral_norm", "cd_step", "dcgan",
-    "dsm_step", "gan_optimizer", "gan_step", "gaussian_kernel", "generator_grad_norm", "gradient_penalty",
+    "discriminator_step", "dsm_step", "gan_optimizer", "gan_step", "gaussian_kernel", "generator_grad_norm",
+    "gradient_penalty",
     "hinge_d_loss", "hinge_g_loss", "interpolate", "minimax_d_loss", "minimax_g_loss", "mlp", "mlp_gan",
     "mmd2_unbiased", "mmd_permutation_test", "nonsaturating_g_loss", "pack_batch", "spectral_normalize",
     "wasserstein_d_loss", "wasserstein_g_loss",

@@ -165,6 +165,20 @@ def gan_step(model: GAN, batch: torch.Tensor, optimizer: GANOptimizer, iteration
     return {"loss": float(d_loss.detach()), "g_loss": model._last_g_loss, **extra}
 
 
+def discriminator_step(model: GAN, batch: torch.Tensor, optimizer: GANOptimizer, iteration: int) -> dict:
+    """A discriminator update only (the generator stays fixed): ``fit(step=discriminator_step)`` trains D
+    against the current generator, e.g. before measuring the generator's gradient at the start."""
+    y_real = model.encode(batch)
+    n = y_real.shape[0] - y_real.shape[0] % model.pack
+    with torch.no_grad():
+        y_fake = model.generator(model.noise(n))
+    d_loss, extra = discriminator_loss(model, y_real[:n], y_fake)
+    optimizer.d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizer.d.step()
+    return {"loss": float(d_loss.detach()), **extra}
+
+
 def generator_grad_norm(model: GAN, n: int = 512, loss: str | None = None) -> float:
     """||d generator-loss / d generator-parameters||_2 on n fresh samples (no update made).
 
