@@ -3,6 +3,7 @@ collecting submissions, and the sandbox's walls (checked from inside it)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -14,8 +15,8 @@ import nbformat
 import numpy as np
 import pytest
 
+from deepul_helpers.autograde import audit, isolation, sandbox, transport
 from deepul_helpers.autograde import cells as nbcells
-from deepul_helpers.autograde import sandbox, transport
 from deepul_helpers.autograde.collect import collect, pick_notebook
 
 SOURCE = Path(__file__).parent / "fixtures" / "hw0_demo" / "solutions" / "hw0_demo" / "hw0.ipynb"
@@ -37,8 +38,8 @@ def test_static_import_scan_sees_every_spelling():
            "import importlib\nn = importlib.import_module('deepul_helpers.models')\n")
     mods = nbcells.imported_modules(src)
     assert {"scipy.special", "scipy", "os.path", "deepul_helpers.models"} <= mods
-    assert nbcells.module_matches("scipy.special._x", "scipy.special")
-    assert not nbcells.module_matches("scipy.specialty", "scipy.special")
+    assert audit.module_matches("scipy.special._x", "scipy.special")
+    assert not audit.module_matches("scipy.specialty", "scipy.special")
 
 
 def test_solution_code_falls_back_to_cells_defining_the_required_names():
@@ -69,8 +70,47 @@ def test_feedback_notebook_restores_tests_without_hidden_parts():
     assert [nbcells.grade_id(c) for c in tests] == ["q1_tests", "q2_tests"]
     assert all("HIDDEN" not in c.source and "assert" in c.source for c in tests)
     assert any("duplicate" in m for m in msgs) and any("missing" in m for m in msgs)
-    injected = [c for c in fb.cells if "injected-parameters" in c.metadata.tags]
-    assert len(injected) == 1 and "quick = True" in injected[0].source
+    # Only the restored parameters cell keeps its tag: the run's parameters go in after it.
+    tagged = [nbcells.grade_id(c) for c in fb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert tagged == ["parameters"]
+
+
+def test_validate_and_the_grader_restore_locked_cells_by_one_rule():
+    source = nbcells.SourceNotebook.read(SOURCE)
+    nb = nbformat.read(SOURCE, as_version=4)
+    release = copy.deepcopy(nb)
+    for c in release.cells:
+        if nbcells.is_test(c):
+            c.source = nbcells.strip_hidden_tests(c.source)
+    assert nbcells.locked_cells(release).keys() == source.locked.keys()
+    t1 = next(c for c in nb.cells if nbcells.grade_id(c) == "q1_tests")
+    t1.source = nbcells.strip_hidden_tests(t1.source).replace("\n", "   \n") + "\n\n"  # trailing blanks only
+    t2 = next(c for c in nb.cells if nbcells.grade_id(c) == "q2_tests")
+    t2.source = "pass"
+    own = next(c for c in nb.cells if nbcells.grade_id(c) == "q1_solution")
+    own.metadata["tags"] = ["parameters"]
+    for locked in (source.locked, nbcells.locked_cells(release)):  # the grader's and validate's reference
+        restored = nbcells.restore_locked(nb, locked)
+        assert restored.changed == ["q2_tests"] and not restored.missing and not restored.duplicates
+        by_id = {nbcells.grade_id(c): c for c in restored.nb.cells}
+        assert "HIDDEN" not in by_id["q2_tests"].source and "assert" in by_id["q2_tests"].source
+        assert by_id["q1_solution"].metadata["tags"] == []
+    names = nbcells.defined_names("import numpy as np\nfrom a import b as c\nX: int = 1\nY, Z = 1, 2\n"
+                                  "def f():\n    inner = 1\nclass K:\n    pass\nprint(1)\n")
+    assert names == {"np", "c", "X", "Y", "Z", "f", "K"}
+
+
+def test_audit_events_survive_the_channel_and_noise_is_kept():
+    events = [audit.START, audit.Event(audit.Kind.IMPORT, "scipy.special"),
+              audit.Event(audit.Kind.OPEN, "/x/scipy/special/__init__.py"), audit.END]
+    lines = b"".join(e.encode() for e in events).decode().splitlines()
+    assert lines == ["S", "I scipy.special", "O /x/scipy/special/__init__.py", "E"]
+    assert audit.read_events(lines) == events and audit.completed(events)
+    assert audit.forbidden_use(events, ("scipy.special",)) == "your code imported scipy.special"
+    assert audit.forbidden_use(events[1:], ("scipy.special",)) is None  # before START: the grader's own imports
+    noisy = audit.read_events([*lines, "garbage"])
+    assert noisy[-1].kind is audit.Kind.NOISE and not audit.completed(noisy)
+    assert audit.read_events(["S extra"])[0].kind is audit.Kind.NOISE
 
 
 def test_transport_round_trip_and_rejections(tmp_path):
@@ -145,7 +185,7 @@ QUESTIONS = [Question(grade_id="q", points=1, requires=(), probe=probe, judge=No
 
 @pytest.mark.grading
 def test_sandbox_walls_seen_from_inside(tmp_path):
-    caps = sandbox.capabilities()
+    caps = isolation.capabilities()
     if not (caps.namespaces and caps.switch_user):
         pytest.skip("needs root and unshare: " + "; ".join(caps.warnings))
     # Outside /tmp and readable (even writable) by everyone: only the sandbox's mounts protect them.
@@ -174,9 +214,9 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
         work, control = box / "work", box / "control"
         work.mkdir()
         control.mkdir(mode=0o700)
-        uid = sandbox.UID_BASE + sandbox.run_offset()
-        sandbox.prepare_workdir(work, uid)
-        spec = {"mode": "verdict", "workdir": str(work), "uid": uid, "expose": sandbox.runtime_paths(),
+        uid = isolation.UID_BASE + isolation.run_offset()
+        isolation.prepare_workdir(work, uid)
+        spec = {"mode": "verdict", "workdir": str(work), "uid": uid, "expose": isolation.runtime_paths(),
                 "hide": [str(secret_dir), str(gradebook.parent), str(verdict.parent)], "hide_tmp": True,
                 "verdict_path": str(verdict), "seed": 1, "setup_source": "", "parameters": {}, "cells": [],
                 "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": 30}]}
@@ -192,7 +232,7 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
     assert seen["uid"] == uid and seen["uid"] != 0
     assert not seen["read_secret"] and not seen["write_gradebook"] and not seen["read_other"]
     # /tmp holds the submission's folder, plus the runtime paths bound back when the course itself lives under /tmp
-    runtime_under_tmp = {os.path.realpath(p).split("/")[2] for p in sandbox.runtime_paths()
+    runtime_under_tmp = {os.path.realpath(p).split("/")[2] for p in isolation.runtime_paths()
                          if os.path.realpath(p).startswith("/tmp/")}
     assert sorted(seen["tmp"]) == sorted({"sandbox"} | runtime_under_tmp)
     assert not seen["network"] and seen["write_own"]
@@ -227,7 +267,7 @@ def test_degraded_mode_still_grades_and_warns(tmp_path, monkeypatch):
     from deepul_helpers.autograde.grade import autograde
 
     monkeypatch.setenv("DEEPUL_SANDBOX", "degraded")
-    sandbox.capabilities.cache_clear()
+    isolation.capabilities.cache_clear()
     try:
         nb = nbformat.read(SOURCE, as_version=4)
         for student, source in (("full", nb), ("empty", nbformat.v4.new_notebook())):
@@ -238,7 +278,7 @@ def test_degraded_mode_still_grades_and_warns(tmp_path, monkeypatch):
                                 db=f"sqlite:///{tmp_path / 'gb.db'}", out=tmp_path / "out", progress=False,
                                 source_root=SOURCE.parents[2])
     finally:
-        sandbox.capabilities.cache_clear()
+        isolation.capabilities.cache_clear()
     assert {r.student: r.total for r in results} == {"empty": 0.0, "full": 5.0}
 
 

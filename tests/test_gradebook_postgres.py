@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from deepul_helpers.autograde import course
 from deepul_helpers.autograde import release as rel
+from deepul_helpers.autograde.gradebook import ensure_alembic_on_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
 FIXTURE = "hw0_release_fixture"
@@ -44,8 +46,8 @@ def expected_score(student: str, grade_id: str) -> float:
 def _gradebook(url):
     from nbgrader.api import Gradebook
 
-    rel.ensure_alembic_on_path()
-    return Gradebook(url, course_id=rel.course_id())
+    ensure_alembic_on_path()
+    return Gradebook(url, course_id=course.course_id())
 
 
 def _write_shard(url: str, k: int, n: int) -> None:

@@ -1,4 +1,5 @@
-"""notebook.record / notebook.execute: quick mode injected, records handed back, errors name the cell."""
+"""notebook.record / notebook.execute / notebook.run: quick mode injected, records handed back, errors
+name the cell, outputs capped."""
 
 from __future__ import annotations
 
@@ -54,8 +55,25 @@ def test_execute_injects_quick_mode_and_returns_records(tmp_path):
 
 @pytest.mark.notebook
 def test_execute_failure_names_the_error(tmp_path):
-    import papermill
+    from nbclient.exceptions import CellExecutionError
 
-    nb = _write_nb(tmp_path / "bad.ipynb", ["raise ValueError('broken on purpose')"])
-    with pytest.raises(papermill.PapermillExecutionError, match="broken on purpose"):
+    nb = _write_nb(tmp_path / "bad.ipynb", ["x = 1", "raise ValueError('broken on purpose')", "y = 2"])
+    with pytest.raises(CellExecutionError, match="broken on purpose"):
         notebook.execute(nb, out_dir=tmp_path / "out")
+    saved = nbformat.read(tmp_path / "out" / "bad.ipynb", as_version=4)  # written up to the failing cell
+    assert [c.execution_count is not None for c in saved.cells[-3:]] == [True, True, False]
+
+
+@pytest.mark.notebook
+def test_run_caps_outputs_and_goes_on_past_errors(tmp_path):
+    path = _write_nb(tmp_path / "loud.ipynb", ["print('x' * 5000)", "1 / 0", "print('after')"])
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="stale")]
+    out = notebook.run(nb, cwd=tmp_path, cell_timeout=60, parameters={"quick": True}, output_cap=1000,
+                       save_to=tmp_path / "run.ipynb")
+    assert out.cells[1].metadata.tags == ["injected-parameters"] and "quick = True" in out.cells[1].source
+    loud, error, after = out.cells[2:]
+    assert [o.get("name") for o in loud.outputs] == ["grader"] and "output cut" in loud.outputs[0].text
+    assert error.outputs[-1].output_type == "error" and error.outputs[-1].ename == "ZeroDivisionError"
+    assert after.execution_count is not None
+    assert nbformat.read(tmp_path / "run.ipynb", as_version=4).cells[-1].execution_count is not None

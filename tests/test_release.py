@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from deepul_helpers.autograde import course
 from deepul_helpers.autograde import release as rel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hw0_release_fixture" / "solutions"
@@ -124,7 +125,7 @@ def test_bad_input_gets_a_clear_error(tmp_path):
         rel.release(["hw7"], source_dir=tmp_path, release_dir=tmp_path / "out")
 
 
-REAL = rel.assignments(rel.SOURCE_DIR)
+REAL = course.assignments(course.SOURCE_DIR)
 
 
 @pytest.mark.parametrize("assignment", REAL or [pytest.param("none", marks=pytest.mark.skip(
@@ -132,9 +133,9 @@ REAL = rel.assignments(rel.SOURCE_DIR)
 def test_committed_release_is_fresh_and_leaks_nothing(assignment):
     problems = rel.check([assignment])
     assert problems == [], "\n".join(problems)
-    cfg = rel.load_config()
-    for src_path in sorted((rel.SOURCE_DIR / assignment).glob("*.ipynb")):
-        out_path = rel.RELEASE_DIR / assignment / src_path.name
+    cfg = course.load_config()
+    for src_path in sorted((course.SOURCE_DIR / assignment).glob("*.ipynb")):
+        out_path = course.RELEASE_DIR / assignment / src_path.name
         text = _nb_text(out_path)
         for d in rel.DELIMITERS:
             assert d not in text, f"{out_path} contains {d!r}"

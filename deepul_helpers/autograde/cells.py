@@ -1,6 +1,11 @@
-"""Reading notebooks for grading: the source's cells, the student's solution code, the feedback copy.
+"""Reading nbgrader notebooks: the one place that knows nbgrader's cell metadata.
 
-Everything here runs in the trusted grader and only *parses* student code (``ast``), never runs it.
+``release``, ``validate`` and the grader all read cells through this module, so that they agree
+by construction on which cells are solutions, tests and locked cells, how hidden tests are
+stripped (nbgrader's own ``ClearHiddenTests``), when a locked cell counts as changed (one
+equality rule), how locked cells are restored, and which names a cell defines.
+
+Everything here only *parses* student notebooks (``ast``, JSON), never runs them.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ import nbformat
 # Top-level statements the grader runs from a solution cell; everything else is dropped.
 KEPT_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
                    ast.Assign, ast.AnnAssign)
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S)
 _MAGIC = re.compile(r"^[ \t]*[%!]")
+# What the parameters cell is set to for every quick run (the grader's feedback run and validate).
 PARAMETERS = {"quick": True, "seed": 0, "device": "auto"}
+_PARAMETER_TAGS = ("parameters", "injected-parameters")
+
+
+# ----------------------------------------------------------------------------- metadata
 
 
 def nbgrader_meta(cell) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    """The cell's ``metadata.nbgrader`` (empty when absent or malformed: student files are untrusted)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
     return meta if isinstance(meta, dict) else {}
 
 
@@ -31,9 +41,114 @@ def grade_id(cell) -> str | None:
     return gid if isinstance(gid, str) else None
 
 
+def is_solution(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_test(cell) -> bool:
+    """An auto-graded test cell: a code cell with ``grade: true`` (it carries ``points``)."""
+    return bool(nbgrader_meta(cell).get("grade")) and cell.get("cell_type") == "code"
+
+
+def is_locked(cell) -> bool:
+    """nbgrader's rule (``nbgrader.utils.is_locked``): a solution cell never is, a grade cell always is,
+    any other cell when its metadata says ``locked``."""
+    meta = nbgrader_meta(cell)
+    return not meta.get("solution") and bool(meta.get("grade") or meta.get("locked"))
+
+
+def points(cell) -> float:
+    return float(nbgrader_meta(cell).get("points", 0))
+
+
+# ----------------------------------------------------------------------------- locked cells
+
+
 def strip_hidden_tests(source: str) -> str:
-    """The source of a test cell without its ``### BEGIN/END HIDDEN TESTS`` blocks."""
-    return _HIDDEN.sub("", source)
+    """The source of a test cell without its ``### BEGIN/END HIDDEN TESTS`` blocks, exactly as
+    nbgrader's ``ClearHiddenTests`` (the release's own preprocessor) leaves it."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    cell = nbformat.v4.new_code_cell(source)
+    ClearHiddenTests(enforce_metadata=False).preprocess_cell(cell, {}, 0)
+    return cell.source
+
+
+def released_cell(cell) -> nbformat.NotebookNode:
+    """A copy of ``cell`` as the release holds it: hidden tests stripped, outputs cleared."""
+    cell = copy.deepcopy(cell)
+    if cell.get("cell_type") == "code":
+        cell.source = strip_hidden_tests(cell.source)
+        cell.outputs, cell.execution_count = [], None
+    return cell
+
+
+def locked_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    """grade_id -> the released version of every locked cell of ``nb`` (a source or a release)."""
+    return {grade_id(c): released_cell(c) for c in nb.cells if is_locked(c) and grade_id(c) is not None}
+
+
+def same_cell(cell, reference) -> bool:
+    """The one rule for "the student changed a locked cell": another cell type, or a source that
+    differs beyond trailing whitespace."""
+    def norm(text: str) -> str:
+        return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+    return cell.get("cell_type") == reference.cell_type and norm(cell.get("source", "")) == norm(reference.source)
+
+
+@dataclass
+class Restored:
+    """A student's notebook with every locked cell replaced by its released version."""
+
+    nb: nbformat.NotebookNode
+    changed: list[str] = field(default_factory=list)     # locked cells the student had edited
+    duplicates: list[str] = field(default_factory=list)  # further copies of a locked cell (removed)
+    missing: list[str] = field(default_factory=list)     # locked cells not in the notebook
+
+
+def restore_locked(nb, locked: dict[str, nbformat.NotebookNode]) -> Restored:
+    """Replace every locked cell of ``nb`` (a copy) by its released version ``locked[grade_id]``
+    (keeping the student's cell id), drop further copies of it, and take the ``parameters`` tags
+    off every other cell (only the released parameters cell sets the run's parameters)."""
+    nb = copy.deepcopy(nb)
+    out = Restored(nb)
+    seen, kept = set(), []
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if gid in locked:
+            if gid in seen:
+                out.duplicates.append(gid)
+                continue
+            seen.add(gid)
+            if not same_cell(cell, locked[gid]):
+                out.changed.append(gid)
+            fresh = copy.deepcopy(locked[gid])
+            if isinstance(cell.get("id"), str):
+                fresh["id"] = cell["id"]
+            cell = fresh
+        elif isinstance(cell.get("metadata"), dict) and isinstance(cell["metadata"].get("tags"), list):
+            cell["metadata"]["tags"] = [t for t in cell["metadata"]["tags"] if t not in _PARAMETER_TAGS]
+        kept.append(cell)
+    nb.cells = kept
+    out.missing = [gid for gid in locked if gid not in seen]
+    return out
+
+
+def put_back(restored: Restored, locked: dict[str, nbformat.NotebookNode], order) -> None:
+    """Insert the missing locked cells, each after the nearest cell that precedes it in ``order``
+    (the source notebook's cells) and is present."""
+    cells, ids = restored.nb.cells, [grade_id(c) for c in order]
+    for k, gid in enumerate(ids):
+        if gid not in restored.missing:
+            continue
+        pos = 0 if k == 0 else len(cells)
+        for pid in reversed(ids[:k]):
+            idx = next((j for j, c in enumerate(cells) if pid is not None and grade_id(c) == pid), None)
+            if idx is not None:
+                pos = idx + 1
+                break
+        cells.insert(pos, copy.deepcopy(locked[gid]))
 
 
 @dataclass
@@ -50,25 +165,12 @@ class SourceNotebook:
     @classmethod
     def read(cls, path) -> SourceNotebook:
         nb = nbformat.read(str(path), as_version=4)
-        setup, tests, solutions, locked = [], {}, [], {}
-        for cell in nb.cells:
-            meta, gid = nbgrader_meta(cell), grade_id(cell)
-            if gid is None:
-                continue
-            if meta.get("solution"):
-                solutions.append(gid)
-            if meta.get("grade") and cell.cell_type == "code":
-                tests[gid] = float(meta.get("points", 0))
-            if gid.startswith("setup") and cell.cell_type == "code":
-                setup.append(cell.source)
-            if meta.get("locked") and not meta.get("solution"):
-                released = copy.deepcopy(cell)
-                if cell.cell_type == "code":
-                    released.source = strip_hidden_tests(cell.source)
-                    released.outputs, released.execution_count = [], None
-                locked[gid] = released
-        return cls(name=path.name, nb=nb, setup_source="\n\n".join(setup), tests=tests,
-                   solution_ids=solutions, locked=locked)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        return cls(name=path.name, nb=nb,
+                   setup_source="\n\n".join(c.source for c in code if (grade_id(c) or "").startswith("setup")),
+                   tests={grade_id(c): points(c) for c in code if is_test(c) and grade_id(c)},
+                   solution_ids=[grade_id(c) for c in nb.cells if is_solution(c) and grade_id(c)],
+                   locked=locked_cells(nb))
 
 
 def read_submission(data: bytes) -> nbformat.NotebookNode:
@@ -172,10 +274,6 @@ def imported_modules(source: str) -> set[str]:
     return mods
 
 
-def module_matches(module: str, forbidden: str) -> bool:
-    return module == forbidden or module.startswith(forbidden + ".")
-
-
 @dataclass
 class StudentCode:
     cells: list[tuple[str, str]]            # (label, kept source) in notebook order
@@ -221,68 +319,19 @@ def solution_code(nb, source: SourceNotebook, required: set[str]) -> StudentCode
 # ----------------------------------------------------------------------------- feedback notebook
 
 
-def _same(a: str, b: str) -> bool:
-    """Equal up to trailing whitespace (nbgrader's release trims test cells differently)."""
-    norm = lambda t: "\n".join(line.rstrip() for line in t.strip().splitlines())
-    return norm(a) == norm(b)
-
-
 def feedback_notebook(nb, source: SourceNotebook) -> tuple[nbformat.NotebookNode, list[str]]:
-    """The notebook executed for feedback: the student's cells with every locked cell (parameters,
-    setup, tests) replaced by its released version (hidden tests stripped), deleted ones put back,
-    duplicates dropped, outputs cleared."""
-    nb = copy.deepcopy(nb)
-    messages, seen, cells = [], set(), []
-    for cell in nb.cells:
-        gid = grade_id(cell)
-        if gid in source.locked:
-            if gid in seen:
-                messages.append(f"duplicate of locked cell {gid} removed")
-                continue
-            seen.add(gid)
-            original = source.locked[gid]
-            if cell.get("cell_type") != original.cell_type or not _same(cell.source, original.source):
-                if gid in source.tests:
-                    messages.append(f"test cell {gid} was changed; the original was restored")
-            cell = copy.deepcopy(source.locked[gid])
-        else:
-            tags = cell.get("metadata", {}).get("tags")
-            if isinstance(tags, list):  # only the restored parameters cell may carry these tags
-                cell["metadata"]["tags"] = [t for t in tags if t not in ("parameters", "injected-parameters")]
-            if cell.get("cell_type") == "code":
-                cell["outputs"], cell["execution_count"] = [], None
-        cells.append(cell)
-    # Put back locked cells the student deleted, after the nearest preceding cell that is present.
-    order = [c for c in source.nb.cells]
-    for k, src_cell in enumerate(order):
-        gid = grade_id(src_cell)
-        if gid not in source.locked or gid in seen:
-            continue
-        if gid in source.tests:
-            messages.append(f"test cell {gid} was missing; the original was restored")
-        pos = 0 if k == 0 else len(cells)
-        for prev in reversed(order[:k]):
-            pid = grade_id(prev)
-            idx = next((j for j, c in enumerate(cells) if pid is not None and grade_id(c) == pid), None)
-            if idx is not None:
-                pos = idx + 1
-                break
-        cells.insert(pos, copy.deepcopy(source.locked[gid]))
-        seen.add(gid)
-    for cell in cells:  # papermill expects a tags list on every cell
-        cell.setdefault("metadata", {})
-        if not isinstance(cell["metadata"].get("tags"), list):
-            cell["metadata"]["tags"] = []
-    nb.cells = cells
-    # Quick mode injected after the parameters cell, as papermill does.
-    from papermill.translators import translate_parameters
-
-    injected = nbformat.v4.new_code_cell(translate_parameters("python3", "python", PARAMETERS, "Parameters"),
-                                         metadata={"tags": ["injected-parameters"]})
-    at = next((i for i, c in enumerate(cells) if "parameters" in c["metadata"]["tags"]), -1)
-    cells.insert(at + 1, injected)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb, messages
+    """The notebook the feedback run executes: the student's cells with every locked cell (parameters,
+    setup, tests) replaced by its released version (hidden tests stripped), duplicates dropped,
+    deleted ones put back. Returns it with messages about the test cells that were restored."""
+    restored = restore_locked(nb, source.locked)
+    put_back(restored, source.locked, source.nb.cells)
+    messages = [f"duplicate of locked cell {gid} removed" for gid in restored.duplicates]
+    messages += [f"test cell {gid} was changed; the original was restored"
+                 for gid in restored.changed if gid in source.tests]
+    messages += [f"test cell {gid} was missing; the original was restored"
+                 for gid in restored.missing if gid in source.tests]
+    restored.nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return restored.nb, messages
 
 
 def passed_tests(executed, tests: dict[str, float]) -> dict[str, bool]:

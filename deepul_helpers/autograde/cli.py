@@ -43,29 +43,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folders (for debugging)")
 
 
-def _configured(name: str, fallback: float) -> float:
-    """A ``c.Deepul.<name>`` default from grading/nbgrader_config.py, if it is there."""
-    try:
-        from deepul_helpers.autograde.release import load_config
-
-        value = load_config().Deepul.get(name)
-        return float(value) if value is not None else fallback
-    except Exception:
-        return fallback
-
-
 def main(args) -> int:
-    from deepul_helpers.autograde.grade import GradingSetupError, autograde
+    from deepul_helpers.autograde.course import CourseError, setting
+    from deepul_helpers.autograde.grade import autograde
 
-    timeout = args.timeout if args.timeout is not None else _configured("notebook_timeout_s", 600.0)
-    cell_timeout = args.cell_timeout if args.cell_timeout is not None else _configured("cell_timeout_s", 300.0)
+    timeout = args.timeout if args.timeout is not None else setting("notebook_timeout_s", 600.0)
+    cell_timeout = args.cell_timeout if args.cell_timeout is not None else setting("cell_timeout_s", 300.0)
     try:
         results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=timeout,
                             memory_mb=args.memory_mb, cell_timeout_s=cell_timeout, db=args.db, out=args.out,
                             source_root=args.source_root, students=args.student,
                             shard=_shard(args.shard) if args.shard else None, keep=args.keep,
                             run_notebook=not args.no_notebook)
-    except (GradingSetupError, FileNotFoundError) as e:
+    except (CourseError, FileNotFoundError) as e:
         print(f"deepul autograde: {e}", file=sys.stderr)
         return 2
     broken = [r.student for r in results if r.status == "grader-error"]

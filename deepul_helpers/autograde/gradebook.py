@@ -9,6 +9,8 @@ notebook, grade cells with their max score, solution/source cells, students, sub
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,23 +32,28 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
-def _course_id() -> str:
-    try:
-        from deepul_helpers.autograde.release import course_id
-
-        return course_id()
-    except Exception:  # the configuration is missing: nbgrader's default course
-        return "deepul"
+def ensure_alembic_on_path() -> None:
+    """nbgrader's Gradebook runs the ``alembic`` command when it creates a new gradebook; put the
+    interpreter's own bin folder (the venv's) on PATH so that it is found without an activated venv."""
+    bindir = os.path.dirname(sys.executable)
+    if shutil.which("alembic") is None and os.path.exists(os.path.join(bindir, "alembic")):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def open_gradebook(url: str) -> Gradebook:
-    from deepul_helpers.autograde.release import ensure_alembic_on_path
+    """nbgrader's Gradebook at ``url`` for the course's id (nbgrader's default course when the
+    configuration is missing)."""
+    from deepul_helpers.autograde.course import course_id
 
     ensure_alembic_on_path()
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return Gradebook(url, course_id=_course_id())
+    try:
+        course = course_id()
+    except Exception:  # the configuration is missing or broken
+        course = "deepul"
+    return Gradebook(url, course_id=course)
 
 
 class GradebookWriter:

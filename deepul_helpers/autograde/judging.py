@@ -1,14 +1,22 @@
-"""Turning what the sandbox sent back into points (trusted side): forbidden-module hits from the
-static scan and the audit events, per-question statuses, and the verdict's ``judge``."""
+"""Turning what the sandbox sent back into points (trusted side), and the review of the
+notebook's own claims. :func:`score` and :func:`review_claims` are stages of ``pipeline.STAGES``.
+
+- forbidden use: the static import scan of the solution code and the audit events (``audit.py``);
+- per question: the probe's status, the plain data it returned (``transport.py``), and the
+  verdict module's ``judge``, which recomputes the expected values with the reference code.
+"""
 
 from __future__ import annotations
 
 import math
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from deepul_helpers.autograde import cells as nbcells
-from deepul_helpers.autograde import transport
+from deepul_helpers.autograde import audit, cells, transport
+
+if TYPE_CHECKING:
+    from deepul_helpers.autograde.pipeline import Grading
 
 
 def read_json(path: Path, cap: int = 1 << 20):
@@ -23,25 +31,55 @@ def read_json(path: Path, cap: int = 1 << 20):
         return None
 
 
-def forbidden_hit(q, code: nbcells.StudentCode, events: list[str], tampered: bool) -> str | None:
-    from deepul_helpers.autograde.runner import _forbidden_paths
-
+def forbidden_hit(q, code: cells.StudentCode, events: list[audit.Event], tampered: bool) -> str | None:
+    """Why question ``q`` scores 0 for using a module it forbids (None: it did not)."""
     for mod in sorted(code.imports):
         for f in q.forbidden:
-            if nbcells.module_matches(mod, f):
+            if audit.module_matches(mod, f):
                 return f"your solution imports {mod}"
-    paths = tuple(_forbidden_paths(list(q.forbidden)))
-    started = False
-    for line in events:
-        if line == "S":
-            started = True
-        elif started and line.startswith("I ") and any(nbcells.module_matches(line[2:], f) for f in q.forbidden):
-            return f"your code imported {line[2:]}"
-        elif started and line.startswith("O ") and paths and line[2:].startswith(paths):
-            return "your code read the source of " + ", ".join(q.forbidden)
+    used = audit.forbidden_use(events, q.forbidden) if q.forbidden else None
+    if used:
+        return used
     if tampered and q.forbidden:
         return "the grader's record of imports was interfered with"
     return None
+
+
+def score(g: Grading) -> None:
+    """Each question's points: 0 and flagged for a forbidden module, else what its judge gives."""
+    res, probe, limit = g.result, g.probe, g.ctx.limits.timeout_s
+    for q in g.verdict.QUESTIONS:
+        hit = forbidden_hit(q, g.code, probe.run.events, probe.tampered)
+        if hit:
+            res.scores[q.grade_id] = 0.0
+            res.review.append(q.grade_id)
+            res.status = "flagged"
+            res.question_messages[q.grade_id].append(
+                f"{hit}: the reference implementation of what this question asks for; 0 points, "
+                "flagged for the instructor")
+            continue
+        st = probe.results.get(q.grade_id)
+        if st is None and probe.run.timed_out:
+            points, msgs = 0.0, [f"not checked: grading stopped at the time limit ({limit:g} s)"]
+        else:
+            points, msgs = question_result(q, st, probe.probe_dir, int(g.verdict.HIDDEN_SEED), g.log)
+        res.scores[q.grade_id] = points
+        res.question_messages[q.grade_id] += msgs
+
+
+def review_claims(g: Grading) -> None:
+    """A test cell that passed in the feedback run while the judge gave less is marked for review."""
+    if g.executed is None:
+        return
+    res, tests = g.result, g.source.tests
+    res.claims = cells.passed_tests(g.executed, tests)
+    for gid, passed in res.claims.items():
+        if passed and tests[gid] > res.scores.get(gid, 0.0) + 1e-9:
+            if gid not in res.review:
+                res.review.append(gid)
+            res.question_messages.setdefault(gid, []).append(
+                f"the notebook's own test {gid} passed, but the grader's tests gave "
+                f"{res.scores.get(gid, 0.0):g}/{tests[gid]:g}: marked for review")
 
 
 def question_result(q, st, probe_dir: Path, seed: int, log: list[str]) -> tuple[float, list[str]]:

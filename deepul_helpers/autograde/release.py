@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_PATH = REPO_ROOT / "grading" / "nbgrader_config.py"
-SOURCE_DIR = REPO_ROOT / "solutions"
-RELEASE_DIR = REPO_ROOT / "homeworks"
+from deepul_helpers.autograde import cells
+from deepul_helpers.autograde.course import RELEASE_DIR, SOURCE_DIR, CourseError, known_assignments, load_config
 
 # Region delimiters (as configured in grading/nbgrader_config.py) that must never reach a student.
 DELIMITERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
@@ -39,57 +35,15 @@ _REGION = re.compile(
 _ID_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(CourseError):
     """The release could not be generated, or would leak solutions or hidden tests."""
 
 
-def ensure_alembic_on_path() -> None:
-    """nbgrader's Gradebook runs the ``alembic`` command when it creates a new gradebook; put the
-    interpreter's own bin folder (the venv's) on PATH so that it is found without an activated venv."""
-    bindir = os.path.dirname(sys.executable)
-    if shutil.which("alembic") is None and os.path.exists(os.path.join(bindir, "alembic")):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-
-
-def load_config(root: str | Path | None = None, db_url: str | None = None):
-    """The traitlets Config of ``grading/nbgrader_config.py``, optionally re-rooted / re-pointed."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    if not CONFIG_PATH.is_file():
-        raise ReleaseError(f"nbgrader configuration missing: {CONFIG_PATH}")
-    cfg = PyFileConfigLoader(CONFIG_PATH.name, path=str(CONFIG_PATH.parent)).load_config()
-    if root is not None:
-        cfg.CourseDirectory.root = str(Path(root).resolve())
-    if db_url is not None:
-        cfg.CourseDirectory.db_url = db_url
-    return cfg
-
-
-def course_id() -> str:
-    """The course id every gradebook row belongs to (from the nbgrader configuration)."""
-    return str(load_config().CourseDirectory.course_id)
-
-
-def assignments(source_dir: str | Path = SOURCE_DIR) -> list[str]:
-    """Every assignment (a folder holding at least one notebook) under ``source_dir``."""
-    source_dir = Path(source_dir)
-    if not source_dir.is_dir():
-        return []
-    return sorted(p.name for p in source_dir.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
-
-
 def _resolve(names, source_dir: Path) -> list[str]:
-    known = assignments(source_dir)
-    if not names:
-        return known
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ReleaseError(
-            f"unknown assignment(s) {', '.join(map(repr, unknown))} under {source_dir}; "
-            f"known: {', '.join(known) or '(none: add solutions/<assignment>/<nb>.ipynb)'}"
-        )
-    return list(names)
+    try:
+        return known_assignments(names, source_dir)
+    except CourseError as e:
+        raise ReleaseError(str(e)) from None
 
 
 def regions(text: str) -> list[tuple[str, str]]:
@@ -113,8 +67,8 @@ def normalise(nb) -> None:
             del cell["attachments"]
         cid = cell.get("id")
         if not (isinstance(cid, str) and _ID_OK.match(cid)) or cid in seen:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-            cid = grade_id if _ID_OK.match(grade_id or "") and grade_id not in seen else f"cell-{i:03d}"
+            gid = cells.grade_id(cell) or ""
+            cid = gid if _ID_OK.match(gid) and gid not in seen else f"cell-{i:03d}"
         seen.add(cid)
         cell["id"] = cid
 
@@ -128,8 +82,7 @@ def leak_problems(source_nb, release_nb, code_stub: str, text_stub: str) -> list
             if d in text:
                 problems.append(f"cell {i} still contains the delimiter {d!r}")
     # Secrets: delimited regions, and whole solution cells written without delimiters.
-    whole = [c.source for c in source_nb.cells
-             if c.metadata.get("nbgrader", {}).get("solution") and not regions(c.source)]
+    whole = [c.source for c in source_nb.cells if cells.is_solution(c) and not regions(c.source)]
     all_source = "\n".join(c.source for c in source_nb.cells)
     outside = _REGION.sub("", "\n".join(c.source for c in source_nb.cells if c.source not in whole))
     all_released = "\n".join(released)
@@ -138,17 +91,17 @@ def leak_problems(source_nb, release_nb, code_stub: str, text_stub: str) -> list
         body = body.strip()
         if body and body in all_released and body not in outside:
             problems.append(f"the text of a {kind} region reached the release: {body[:60]!r}...")
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in release_nb.cells}
+    by_id = {cells.grade_id(c): c for c in release_nb.cells}
     for c in source_nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if not meta.get("solution"):
+        if not cells.is_solution(c):
             continue
-        rc = by_id.get(meta.get("grade_id"))
+        gid = cells.grade_id(c)
+        rc = by_id.get(gid)
         stub = code_stub if c.cell_type == "code" else text_stub
         if rc is None:
-            problems.append(f"solution cell {meta.get('grade_id')!r} is missing from the release")
+            problems.append(f"solution cell {gid!r} is missing from the release")
         elif not all(line.strip() in rc.source for line in stub.splitlines()):  # stub may be indented
-            problems.append(f"solution cell {meta.get('grade_id')!r} lacks the placeholder {stub!r}")
+            problems.append(f"solution cell {gid!r} lacks the placeholder {stub!r}")
     return problems
 
 
@@ -167,6 +120,8 @@ def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | No
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
+
+    from deepul_helpers.autograde.gradebook import ensure_alembic_on_path
 
     ensure_alembic_on_path()
     src = source_dir / assignment
@@ -304,7 +259,7 @@ def main(args) -> int:
                 print("release is up to date")
             return 1 if problems else 0
         done = release(args.assignments, source_dir=args.source, release_dir=args.dest, db_url=args.db)
-    except ReleaseError as e:
+    except CourseError as e:
         print(f"deepul release: {e}")
         return 1
     if not done:

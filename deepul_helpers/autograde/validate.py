@@ -1,19 +1,18 @@
 """``deepul validate PATH.ipynb``: what a student runs before submitting.
 
-Runs the notebook in quick mode (papermill, a per-cell and a whole-notebook time limit,
-in a separate process), then reports for each visible test cell the points it would earn,
-a total, and the problems found on the way: malformed notebook, test cells edited or
-deleted, functions the release asks for that are missing, cells that raised. Where the
-released version of the notebook is found (``homeworks/<assignment>/``), its locked and
-test cells are run instead of the student's copies, as the grader does.
+Runs the notebook in quick mode (the course's notebook executor ``deepul_helpers.notebook.run``,
+a per-cell and a whole-notebook time limit, in a separate process), then reports for each
+visible test cell the points it would earn, a total, and the problems found on the way:
+malformed notebook, test cells edited or deleted, functions the release asks for that are
+missing, cells that raised. Where the released version of the notebook is found
+(``homeworks/<assignment>/``), its locked and test cells are run instead of the student's
+copies, by the grader's own rules (``cells.py``).
 
 The grade itself is decided by hidden tests; these visible checks are feedback only.
 """
 
 from __future__ import annotations
 
-import ast
-import copy
 import os
 import signal
 import subprocess
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-from deepul_helpers.autograde.release import RELEASE_DIR, load_config
+from deepul_helpers.autograde import cells
+from deepul_helpers.autograde.course import RELEASE_DIR, setting
 
 NOTE = ("Note: these are the visible checks only. Your grade is decided by hidden tests that call your "
         "functions on other inputs, so passing every visible check does not guarantee full marks.")
@@ -68,21 +68,9 @@ class Report:
         return "\n".join(lines)
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 def _first_line(cell) -> str:
     line = next((s for s in cell.source.splitlines() if s.strip()), "")
     return (line[:50] + "...") if len(line) > 50 else line
-
-
-def _defined_names(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 def find_release(path: Path, release_dir: Path = RELEASE_DIR) -> Path | None:
@@ -94,46 +82,41 @@ def find_release(path: Path, release_dir: Path = RELEASE_DIR) -> Path | None:
     return nbs[0] if len(nbs) == 1 else None
 
 
-def _restore_locked_cells(nb, release_nb, report: Report) -> None:
-    """Run the release's locked / test cells in place of the student's copies (as the grader does)."""
-    released = {_meta(c).get("grade_id"): c for c in release_nb.cells if _meta(c).get("grade_id")}
-    present = set()
-    for i, cell in enumerate(nb.cells):
-        gid = _meta(cell).get("grade_id")
-        ref = released.get(gid)
-        if ref is None:
-            continue
-        present.add(gid)
-        if _meta(ref).get("locked") or (_meta(ref).get("grade") and not _meta(ref).get("solution")):
-            if cell.source != ref.source or cell.cell_type != ref.cell_type:
-                report.problems.append(f"you changed the locked cell {gid!r}; its released version was run "
-                                       "instead (the grader does the same)")
-            make = nbformat.v4.new_code_cell if ref.cell_type == "code" else nbformat.v4.new_markdown_cell
-            fresh = make(ref.source, metadata=copy.deepcopy(dict(ref.metadata)))
-            fresh["id"] = cell.get("id") or ref.get("id")
-            nb.cells[i] = fresh
-    for gid, ref in released.items():
-        if gid not in present and (_meta(ref).get("grade") or _meta(ref).get("solution")):
+def _restore_locked_cells(nb, release_nb, report: Report):
+    """The notebook with the release's locked / test cells run in place of the student's copies
+    (``cells.restore_locked``, as the grader does); what was changed or is missing is reported."""
+    restored = cells.restore_locked(nb, cells.locked_cells(release_nb))
+    for gid in restored.changed:
+        report.problems.append(f"you changed the locked cell {gid!r}; its released version was run "
+                               "instead (the grader does the same)")
+    tests = {cells.grade_id(c) for c in release_nb.cells if cells.is_test(c)}
+    for gid in dict.fromkeys(restored.duplicates):
+        if gid in tests:
+            report.problems.append(f"test cell {gid!r} appears more than once; it counts once")
+    present = {cells.grade_id(c) for c in nb.cells}
+    for ref in release_nb.cells:
+        gid, meta = cells.grade_id(ref), cells.nbgrader_meta(ref)
+        if gid is not None and gid not in present and (meta.get("grade") or meta.get("solution")):
             report.problems.append(f"cell {gid!r} of the release is missing (deleted, or its nbgrader "
                                    "metadata removed): copy it back from the released notebook")
-            if _meta(ref).get("grade") and ref.cell_type == "code":
-                report.checks.append(Check(gid, 0.0, float(_meta(ref).get("points", 0)), "missing",
+            if cells.is_test(ref):
+                report.checks.append(Check(gid, 0.0, cells.points(ref), "missing",
                                            "this test cell is not in your notebook"))
-    wanted = set().union(*[_defined_names(c.source) for c in release_nb.cells
-                           if _meta(c).get("solution") and c.cell_type == "code"])
-    have = set().union(*[_defined_names(c.source) for c in nb.cells if c.cell_type == "code"])
+    wanted = set().union(*[cells.defined_names(c.source) for c in release_nb.cells
+                           if cells.is_solution(c) and c.cell_type == "code"])
+    have = set().union(*[cells.defined_names(c.source) for c in nb.cells if c.cell_type == "code"])
     for name in sorted(wanted - have):
         report.problems.append(f"{name!r} is not defined at the top level of any code cell, but the "
                                "release asks for it")
+    return restored.nb
 
 
-_PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 _STOPPED = "DEEPUL-VALIDATE-STOPPED"
 
 
 def _own_cells(nb) -> list:
-    """The notebook's cells without the ones papermill inserts."""
-    return [c for c in nb.cells if not _PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))]
+    """The notebook's cells without the parameters cell the executor inserts."""
+    return [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
 def _error_of(cell) -> tuple[str, str] | None:
@@ -144,17 +127,12 @@ def _error_of(cell) -> tuple[str, str] | None:
 
 
 def _execute(in_path: str, out_path: str, cell_timeout: int, cwd: str) -> int:
-    """Child process: execute with papermill, continuing past errors. Exit code 0 whatever the cells did."""
-    import papermill as pm
+    """Child process: execute in quick mode, continuing past errors. Exit code 0 whatever the cells did."""
+    from deepul_helpers.notebook import run
 
     try:
-        pm.execute_notebook(in_path, out_path, parameters={"quick": True}, kernel_name="python3",
-                            cwd=cwd, execution_timeout=cell_timeout, progress_bar=False,
-                            allow_errors=True, autosave_cell_every=5, interrupt_on_timeout=True,
-                            error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer "
-                                              f"than {cell_timeout} s and was interrupted", "traceback": []})
-    except pm.PapermillExecutionError:
-        pass  # cells raised: the caller reads them from the executed copy
+        run(nbformat.read(in_path, as_version=4), cwd=cwd, cell_timeout=cell_timeout,
+            parameters=cells.PARAMETERS, save_to=out_path)
     except Exception as e:  # the kernel died (os._exit, a crash, memory) or could not start
         print(f"{_STOPPED} {type(e).__name__}: {str(e)[:300]}")
     return 0
@@ -167,9 +145,8 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
     Time limits default to ``c.Deepul.notebook_timeout_s`` / ``cell_timeout_s`` of grading/nbgrader_config.py.
     """
     if timeout_s is None or cell_timeout_s is None:
-        limits = load_config().Deepul
-        timeout_s = float(limits.notebook_timeout_s) if timeout_s is None else timeout_s
-        cell_timeout_s = int(limits.cell_timeout_s) if cell_timeout_s is None else cell_timeout_s
+        timeout_s = setting("notebook_timeout_s", 900.0) if timeout_s is None else timeout_s
+        cell_timeout_s = int(setting("cell_timeout_s", 300.0)) if cell_timeout_s is None else cell_timeout_s
     path = Path(path)
     report = Report(path)
     if not path.is_file():
@@ -189,7 +166,7 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
         report.problems.append(f"the notebook does not follow the notebook format: {e.message}")
     release_path = find_release(path, Path(release_dir))
     if release_path is not None:
-        _restore_locked_cells(nb, nbformat.read(release_path, as_version=4), report)
+        nb = _restore_locked_cells(nb, nbformat.read(release_path, as_version=4), report)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         report.problems.append("no cell is tagged 'parameters'; quick mode is set through the environment only")
 
@@ -221,8 +198,10 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
         if _STOPPED in text and not timed_out:
             why = text.split(_STOPPED, 1)[1].strip().splitlines()[0]
             own = _own_cells(executed)
-            started = [i for i, c in enumerate(own, 1) if (c.metadata.get("papermill") or {}).get("start_time")]
-            where = f"cell {started[-1]} ({_first_line(own[started[-1] - 1])!r})" if started else "the notebook"
+            ran = any(c.get("execution_count") is not None for c in own)
+            stopped = next((i for i, c in enumerate(own, 1) if c.cell_type == "code" and c.source.strip()
+                            and c.get("execution_count") is None), None)
+            where = f"cell {stopped} ({_first_line(own[stopped - 1])!r})" if ran and stopped else "the notebook"
             hint = (" (os._exit, a crash, or memory exhausted)" if why.startswith("DeadKernelError") else "")
             report.problems.append(f"the run stopped in {where}: {why}{hint}; later cells did not run")
         if keep is not None:
@@ -232,14 +211,12 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
     return report
 
 
-
-
 def _score(executed, report: Report, cell_timeout_s: int) -> None:
     own = _own_cells(executed)
     counted = {c.grade_id for c in report.checks}
     unanswered = False  # an earlier cell raised NotImplementedError (a placeholder left in)
     for i, cell in enumerate(own, start=1):
-        meta = _meta(cell)
+        meta = cells.nbgrader_meta(cell)
         if meta.get("grade") and meta.get("grade_id") in counted:
             report.problems.append(f"test cell {meta['grade_id']!r} appears more than once; it counts once")
             continue
