@@ -55,3 +55,22 @@ def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     the dimensions."""
     logp = torch.log_softmax(logits, dim=-1)
     return logp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1).reshape(x.shape[0], -1).sum(1)
+
+
+class CategoricalLikelihood(torch.nn.Module):
+    """``log_prob`` and ``loss`` of a model of integer levels whose ``logits(x)`` (B, ..., levels) holds,
+    for every dimension of ``x``, the logits of that dimension's (conditional) distribution.
+
+    A subclass sets ``self.levels`` and defines ``logits(x)`` and ``_check(x, what)``, which checks a
+    batch as the data set stores it and returns it as int64 levels in the layout ``logits`` takes.
+    """
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) log p(x) in nats: the sum over dimensions of log p(x_d | what the model conditions on)."""
+        x = self._check(x, f"{type(self).__name__}.log_prob")
+        return categorical_log_prob(self.logits(x), x)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """NLL in nats per dimension, averaged over the batch."""
+        x = self._check(x, f"{type(self).__name__}.loss")
+        return torch.nn.functional.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
+from deepul_helpers.models._common import CategoricalLikelihood, check_levels, check_shape, model_device
 
 
-class RasterImageModel(torch.nn.Module):
+class RasterImageModel(CategoricalLikelihood):
     """Likelihood and sampling for a model of NHWC images in raster order (pixels row by row,
     channels R, G, B within a pixel) whose ``logits(x)`` is ``(B, H, W, C, levels)``.
 
@@ -34,15 +34,6 @@ class RasterImageModel(torch.nn.Module):
     def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
         check_shape(x, self.image_shape, what)
         return check_levels(x, self.levels, what)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,) log p(x) in nats."""
-        x = self._check(x, f"{type(self).__name__}.log_prob")
-        return categorical_log_prob(self.logits(x), x)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x, f"{type(self).__name__}.loss")
-        return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
+from deepul_helpers.models._common import CategoricalLikelihood, check_levels, check_shape, model_device
 
 
 class CausalSelfAttention(nn.Module):
@@ -64,7 +64,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))  # (B, T, d)
 
 
-class Transformer(nn.Module):
+class Transformer(CategoricalLikelihood):
     """Causal Transformer over sequences of ``seq_len`` tokens in ``0..vocab_size-1``.
 
     ``embed(x)``: (B, T) ids -> (B, T, d) embeddings of the shifted input (start token, x_0..x_{T-2}) plus
@@ -80,6 +80,7 @@ class Transformer(nn.Module):
         if int(vocab_size) < 2 or int(seq_len) < 1:
             raise ValueError(f"need vocab_size >= 2 and seq_len >= 1, got {vocab_size}, {seq_len}")
         self.vocab_size, self.seq_len = int(vocab_size), int(seq_len)
+        self.levels = self.vocab_size
         self.d_model, self.n_heads = int(d_model), int(n_heads)
         self.start_token = self.vocab_size  # an extra embedding row
         self.tok_emb = nn.Embedding(self.vocab_size + 1, d_model)
@@ -110,15 +111,6 @@ class Transformer(nn.Module):
     def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
         check_shape(x, (self.seq_len,), what)
         return check_levels(x, self.vocab_size, what)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,) log p(x) in nats: the sum over positions of log p(x_t | x_<t)."""
-        x = self._check(x, f"{type(self).__name__}.log_prob")
-        return categorical_log_prob(self.logits(x), x)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x, f"{type(self).__name__}.loss")
-        return F.cross_entropy(self.logits(x).reshape(-1, self.vocab_size), x.reshape(-1))
 
     def new_cache(self, n: int) -> list[dict]:
         """Empty KV cache for ``n`` sequences: per layer {'k', 'v'}: (n, nh, seq_len, hs)."""
@@ -178,15 +170,10 @@ class ImageTransformer(Transformer):
         h, w, c = (int(s) for s in image_shape)
         super().__init__(levels, h * w * c, d_model, n_heads, n_layers, dropout)
         self.image_shape = (h, w, c)
-        self.levels = int(levels)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, self.image_shape, "ImageTransformer.log_prob")
-        return super().log_prob(x.reshape(x.shape[0], -1))
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        check_shape(x, self.image_shape, "ImageTransformer.loss")
-        return super().loss(x.reshape(x.shape[0], -1))
+    def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        check_shape(x, self.image_shape, what)
+        return super()._check(x.reshape(x.shape[0], -1), what)  # (B, H*W*C) in raster order
 
     @torch.no_grad()
     def sample(self, n: int, use_cache: bool = True, prompt=None, temperature: float = 1.0,

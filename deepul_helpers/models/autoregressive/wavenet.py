@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deepul_helpers.models._common import categorical_log_prob, check_levels, check_shape, model_device
+from deepul_helpers.models._common import CategoricalLikelihood, check_levels, check_shape, model_device
 
 
 class CausalConv1d(nn.Conv1d):
@@ -40,7 +40,7 @@ class ResidualBlock(nn.Module):
         return x + self.res(z), self.skip(z)
 
 
-class WaveNet(nn.Module):
+class WaveNet(CategoricalLikelihood):
     """Dilated causal CNN for sequences ``(N, seq_len)`` int64 in ``0..levels-1`` (the ``signals`` set).
 
     n_layers residual blocks with dilations ``dilations`` (default 1, 2, 4, ..., 2**(n_layers-1)).
@@ -88,15 +88,6 @@ class WaveNet(nn.Module):
     def _check(self, x: torch.Tensor, what: str) -> torch.Tensor:
         check_shape(x, (self.seq_len,), what)
         return check_levels(x, self.levels, what)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,) log p(x) in nats: the sum over time of log p(x_t | x_<t)."""
-        x = self._check(x, "WaveNet.log_prob")
-        return categorical_log_prob(self.logits(x), x)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x, "WaveNet.loss")
-        return F.cross_entropy(self.logits(x).reshape(-1, self.levels), x.reshape(-1))
 
     def next_logits(self, x: torch.Tensor, t: int) -> torch.Tensor:
         """(B, levels) logits of p(x_t | x_<t), computed from the receptive field only (equals logits(x)[:, t])."""
