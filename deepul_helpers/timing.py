@@ -102,8 +102,13 @@ class Timing:
         """One line for a figure or a printout, e.g. ``"best of 5: 1.21 ms (median 1.30 ms, spread 12%)"``."""
         scale, name = _unit(self.best_s if unit == "auto" else None, unit)
         calls = f", {self.number} calls each" if self.number > 1 else ""
-        return (f"best of {self.repeats}{calls}: {self.best_s * scale:.3g} {name} "
-                f"(median {self.median_s * scale:.3g} {name}, spread {100 * self.spread:.0f}%)")
+        return (f"best of {self.repeats}{calls}: {_num(self.best_s * scale)} {name} "
+                f"(median {_num(self.median_s * scale)} {name}, spread {100 * self.spread:.0f}%)")
+
+
+def _num(x: float) -> str:
+    """3 significant digits, never in scientific notation (1.21, 12.1, 121, 1210)."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 _UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}

@@ -54,7 +54,7 @@ def test_best_of_divides_by_the_number_of_calls_per_repeat(monkeypatch):
     assert clock.calls == 2 + 2 * 4
     assert t.times_s == pytest.approx((0.002, 0.003))
     assert t.describe() == "best of 2, 4 calls each: 2 ms (median 2.5 ms, spread 50%)"
-    assert t.describe(unit="us") == "best of 2, 4 calls each: 2e+03 us (median 2.5e+03 us, spread 50%)"
+    assert t.describe(unit="us") == "best of 2, 4 calls each: 2000 us (median 2500 us, spread 50%)"
 
 
 def test_timed_returns_result_wall_and_cpu(monkeypatch):
