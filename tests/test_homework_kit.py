@@ -81,7 +81,9 @@ def test_verdict_hidden_inputs_array_and_seed():
     assert V.array(torch.ones(2, dtype=torch.uint8)).dtype == np.uint8
     assert V.array(torch.tensor([0.1], dtype=torch.float32), np.float64)[0] == np.float64(np.float32(0.1))
     assert V.fit_seed(20261124) == 124
-    assert V.fit_outputs("f", ([1, 2], np.array([2.0, 1.0]), np.zeros(2, np.uint8)), "s")["f_s"].dtype == np.uint8
+    outs = V.fit_outputs("f", ([1, 2], torch.ones(2), np.zeros(2, np.uint8)), "s")
+    assert outs["f_s"].dtype == np.uint8 and outs["f_test"].dtype == np.float32 and outs["f_train"].dtype.kind == "i"
+    assert V.fit_outputs("f", ([1, 2], torch.ones(2)), dtype=np.float64)["f_train"].dtype == np.float64
 
 
 def test_checks_accumulate_points_and_messages():

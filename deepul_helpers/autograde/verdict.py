@@ -95,10 +95,10 @@ def array(value, dtype=None) -> np.ndarray:
     return np.array(value, dtype=dtype) if dtype is not None else np.asarray(value)
 
 
-def fit_outputs(tag: str, result, third: str | None = None) -> dict:
-    """``{tag}_train``, ``{tag}_test`` (float64 arrays) from a training function's
-    ``(train_losses, test_losses, ...)``, and ``{tag}_{third}`` (its third value, dtype kept) when named."""
-    out = {f"{tag}_train": array(result[0], np.float64), f"{tag}_test": array(result[1], np.float64)}
+def fit_outputs(tag: str, result, third: str | None = None, dtype=None) -> dict:
+    """``{tag}_train``, ``{tag}_test`` from a training function's ``(train_losses, test_losses, ...)``
+    (as ``array(..., dtype)``), and ``{tag}_{third}``, its third value with its own dtype, when named."""
+    out = {f"{tag}_train": array(result[0], dtype), f"{tag}_test": array(result[1], dtype)}
     if third is not None:
         out[f"{tag}_{third}"] = array(result[2])
     return out
@@ -198,7 +198,7 @@ class Checks:
 
     ``check(points, ok, message)`` adds ``points`` when ``ok`` and the message otherwise; ``ok`` may be
     a bool or an ``(ok, why)`` pair (what ``close`` and ``losses_ok`` return), whose ``why`` fills
-    ``{why}`` in the message. Messages name the check, never the hidden inputs.
+    ``{why}`` in the message; an empty message adds none. Messages name the check, never the hidden inputs.
     """
 
     out: dict = field(default_factory=dict)
@@ -211,7 +211,7 @@ class Checks:
             ok, why = ok
         if ok:
             self.points += points
-        else:
+        elif message:
             self.messages.append(message.replace("{why}", why))
         return bool(ok)
 

@@ -95,10 +95,14 @@ def table(*rows: Expected) -> dict[str, Expected]:
     return out
 
 
-def markdown(rows: dict[str, Expected], question: str) -> str:
+def rows(expected: dict[str, Expected], question: str) -> list[Expected]:
+    """The rows of question ``question``, in the table's order."""
+    return [r for r in expected.values() if r.question == question]
+
+
+def markdown(expected: dict[str, Expected], question: str) -> str:
     """The markdown block a notebook states under question ``question`` (paste it verbatim)."""
-    lines = [r.markdown() for r in rows.values() if r.question == question]
-    return "**Expected test loss** and time:\n" + "\n".join(lines)
+    return "**Expected test loss** and time:\n" + "\n".join(r.markdown() for r in rows(expected, question))
 
 
 # ----------------------------------------------------------------------------- one runner call
