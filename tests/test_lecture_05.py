@@ -3,35 +3,28 @@ reference code on the same seed and against closed forms (log N ceiling, true MI
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lecture_checks import INLINE, check_committed_lecture, check_executed_lecture
 
 REPO = Path(__file__).resolve().parents[1]
 LECTURE = REPO / "lectures" / "05_self_supervised.ipynb"
 
 
-def test_lecture_is_committed_clean_with_a_parameters_cell():
-    nb = json.loads(LECTURE.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert code[0]["metadata"].get("tags") == ["parameters"]
-    assert "".join(code[0]["source"]).strip().splitlines() == ["quick = False", "seed = 0", 'device = "auto"']
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    src = "\n".join("".join(c["source"]) for c in code)
-    assert "import *" not in src and "cuda" not in src
-    for chunk in src.split("fit(")[1:]:  # every training call passes the notebook's parameters
-        head = chunk.split("\n\n")[0]
-        assert "quick=quick" in head and "seed=seed" in head and "device=device" in head
+def test_lecture_is_committed_clean_and_follows_the_conventions():
+    check_committed_lecture(LECTURE)
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     from deepul_helpers import notebook
 
-    _, rec = notebook.execute(LECTURE, out_dir=tmp_path_factory.mktemp("lecture05"), timeout=300)
+    out = tmp_path_factory.mktemp("lecture05")
+    path, rec = notebook.execute(LECTURE, out_dir=out, cwd=out, timeout=300, env=INLINE)
+    check_executed_lecture(path)  # figures, and no stray output, no error
     return rec
 
 

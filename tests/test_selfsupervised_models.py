@@ -3,6 +3,7 @@ models checked against closed forms and literal implementations."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -213,10 +214,18 @@ def test_moco_step_updates_key_encoder_and_queue_only_through_the_step():
     assert torch.equal(model.queue.keys, keys0) and torch.equal(model.key_encoder.fc.weight, key_w0)
     assert not any(p.requires_grad for p in model.key_encoder.parameters())
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    before = copy.deepcopy(model)  # same weights and the same views' generator state
     model.train_step(model, x, opt, 0)
+    # centring: the running mean of the keys (from 0) moved a tenth of the way to this batch's raw keys
+    with torch.no_grad():
+        u = before.encoder.to_views(x)
+        before.augment(u, before.gen)  # the query's view
+        raw = before.key_head(before.key_encoder(before.augment(u, before.gen)))  # the keys' view
+    torch.testing.assert_close(model.key_mean, 0.1 * raw.mean(0))
     torch.testing.assert_close(model.key_encoder.fc.weight, 0.5 * key_w0 + 0.5 * model.encoder.fc.weight)
     assert int(model.queue.ptr) == 8 and not torch.equal(model.queue.keys[:8], keys0[:8])
     assert torch.equal(model.queue.keys[8:], keys0[8:])
+
 
 
 def test_cpc_loss_equals_a_literal_loop_and_trains():

@@ -13,7 +13,9 @@ gradient of the loss of one process on the concatenated global batch (tests/test
 Train SimCLR on 2 local processes (each gets an equal contiguous shard of the training split;
 ``--batch-size`` is per process, the global batch is W times larger):
 
-    torchrun --nproc_per_node 2 -m deepul_helpers.models.selfsupervised.distributed --epochs 30
+    torchrun --standalone --nproc_per_node 2 -m deepul_helpers.models.selfsupervised.distributed --epochs 30
+
+(``--standalone`` rendezvous on this machine at a free port; ``--quick`` for a few iterations.)
 
 and on several machines, the same on each with its node rank and a reachable address:
 

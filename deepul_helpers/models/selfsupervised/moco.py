@@ -10,6 +10,14 @@ of negatives from the batch. f_k gets no gradient; after each update of f_q it f
 theta_k <- m theta_k + (1 - m) theta_q (``momentum_update``), slowly enough that the keys in the
 queue stay comparable. Train with ``fit(model, x, step=model.train_step)``: the step updates f_q,
 then f_k, then pushes the batch's keys into the queue (oldest out first).
+
+Centring (``centre=True``, the default): queries and keys are centred by a running mean of the keys
+(an exponential average over batches, as DINO centres its teacher) before they are normalised. Our
+small encoder has no batch normalisation, and at initialisation its outputs for different images are
+nearly parallel (cosine similarity 0.999); the negatives of MoCo get no gradient, and from there the
+queries collapse instead of spreading (measured on digits: the probe fell below the random encoder's).
+A mean over past batches leaks nothing about the current one, unlike batch normalisation, which lets
+the positive be found by its batch statistics (the reason MoCo shuffles its batch-norm).
 """
 
 from __future__ import annotations
@@ -67,12 +75,13 @@ class KeyQueue(nn.Module):
 class MoCo(nn.Module):
     """Query encoder + head, its momentum copy for keys, and a queue of ``queue_size`` keys.
 
-    Args as ``SimCLR`` plus momentum (m) and queue_size (M). ``encode`` reads the query encoder.
+    Args as ``SimCLR`` plus momentum (m), queue_size (M) and centre (see the module docstring).
+    ``encode`` reads the query encoder.
     """
 
     def __init__(self, shape=(8, 8, 1), levels: int = 17, width: int = 64, features: int = 128,
                  projection: int = 64, temperature: float = 0.2, momentum: float = 0.99, queue_size: int = 1024,
-                 augment: Augment | None = None, seed: int = 0):
+                 augment: Augment | None = None, seed: int = 0, centre: bool = True):
         super().__init__()
         self.encoder = ConvEncoder(shape, levels, width, features)
         self.head = mlp(features, projection, features)
@@ -80,16 +89,19 @@ class MoCo(nn.Module):
         self.key_encoder.requires_grad_(False)
         self.key_head.requires_grad_(False)
         self.queue = KeyQueue(queue_size, projection, seed)
-        self.temperature, self.momentum = temperature, momentum
+        self.temperature, self.momentum, self.centre = temperature, momentum, centre
+        self.register_buffer("key_mean", torch.zeros(projection))  # running mean of the keys (centring)
         self.augment = augment if augment is not None else Augment()
         self.gen = torch.Generator().manual_seed(seed)
 
     def loss_and_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.encoder.to_views(x)
         v1, v2 = self.augment(u, self.gen), self.augment(u, self.gen)
-        q = self.head(self.encoder(v1))  # (B, projection)
+        q = self.head(self.encoder(v1)) - self.key_mean  # (B, projection)
         with torch.no_grad():
-            k = F.normalize(self.key_head(self.key_encoder(v2)), dim=1)  # (B, projection), no gradient
+            raw = self.key_head(self.key_encoder(v2))  # (B, projection), no gradient
+            k = F.normalize(raw - self.key_mean, dim=1)
+        self._raw_key_mean = raw.mean(0)
         return queue_info_nce(q, k, self.queue.keys, self.temperature), k
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,6 +116,8 @@ class MoCo(nn.Module):
         momentum_update(self.key_encoder, self.encoder, self.momentum)
         momentum_update(self.key_head, self.head, self.momentum)
         self.queue.push(k)
+        if self.centre:
+            self.key_mean.mul_(0.9).add_(self._raw_key_mean, alpha=0.1)
         return loss.detach()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
