@@ -63,6 +63,11 @@ OPTIONAL_FIELDS = {
     "reverse_kl": "KL(q || p) from samples to the known distribution (nats/dim)",
     "probe_acc_linear": "linear-probe accuracy of the representation",
     "probe_acc_knn": "k-nearest-neighbour probe accuracy of the representation",
+    "mode_kl": "KL(histogram of high-quality samples over the modes || uniform), nats (PacGAN's reverse KL)",
+    "seeds": "number of seeds a row's quality figures are averaged over",
+    "modes_covered_spread": "max - min over the seeds of modes_covered",
+    "high_quality_spread": "max - min over the seeds of high_quality_share",
+    "fid_data": "Frechet distance of the training split to the test split: what a perfect sampler scores",
 }
 
 NLL_KINDS = ("exact", "bound")
