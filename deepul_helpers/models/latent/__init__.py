@@ -19,7 +19,7 @@ trained with ``fit(..., step=objective_step)``.
 """
 
 from deepul_helpers.models.latent._common import gaussian_kl, log_mean_exp, objective_step, reparameterize
-from deepul_helpers.models.latent.beta_vae import BetaVAE, factor_r2, interpolate, traverse
+from deepul_helpers.models.latent.beta_vae import BetaVAE, factor_r2, interpolate, interpolation_grid, traverse
 from deepul_helpers.models.latent.helmholtz import HelmholtzMachine, wake_sleep_step
 from deepul_helpers.models.latent.iaf_vae import IAFVAE
 from deepul_helpers.models.latent.linear_gaussian import LinearGaussianVAE
@@ -29,6 +29,6 @@ from deepul_helpers.models.latent.vqvae import VQVAE
 
 __all__ = [
     "BetaVAE", "HelmholtzMachine", "IAFVAE", "LinearGaussianVAE", "PixelVAE", "VAE", "VQVAE", "factor_r2",
-    "gaussian_kl", "interpolate", "log_mean_exp", "objective_step", "reparameterize", "traverse",
+    "gaussian_kl", "interpolate", "interpolation_grid", "log_mean_exp", "objective_step", "reparameterize", "traverse",
     "wake_sleep_step",
 ]

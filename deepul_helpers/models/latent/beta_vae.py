@@ -45,6 +45,18 @@ def interpolate(model: VAE, x_a, x_b, steps: int = 10) -> torch.Tensor:
     return model.decoder.sample((1 - t) * mu_a + t * mu_b, noise=False)
 
 
+@torch.no_grad()
+def interpolation_grid(model: VAE, corners, steps: int = 10) -> torch.Tensor:
+    """Decoder means on a ``steps`` x ``steps`` grid spanned bilinearly by the posterior means of four
+    examples ``corners`` (4, *shape) (top left, top right, bottom left, bottom right): (steps^2, *shape)."""
+    mu = model.encode(model.lik.check(corners, "interpolation_grid"))[0]  # (4, Z)
+    t = torch.linspace(0, 1, steps, dtype=mu.dtype, device=mu.device)
+    top = (1 - t)[:, None] * mu[0] + t[:, None] * mu[1]  # (steps, Z) along the top edge
+    bottom = (1 - t)[:, None] * mu[2] + t[:, None] * mu[3]
+    z = (1 - t)[:, None, None] * top[None] + t[:, None, None] * bottom[None]  # (rows, cols, Z)
+    return model.decoder.sample(z.reshape(-1, model.latent_dim), noise=False)
+
+
 def factor_r2(features: np.ndarray, factors: dict, train_frac: float = 0.8) -> dict:
     """How well each factor is predicted *linearly* from ``features`` (N, F): R^2 on a held-out split
     (least squares with an intercept, fitted on the first ``train_frac`` of the rows). 1 = perfectly,

@@ -46,7 +46,7 @@ class HelmholtzMachine(nn.Module):
 
     def _flat(self, x, what):
         check_shape(x, self.shape, what)
-        return check_levels(x, 2, what).reshape(len(x), self.dims).float()  # (B, D)
+        return check_levels(x, 2, what).reshape(len(x), self.dims).to(self.gen.weight.dtype)  # (B, D)
 
     def log_joint(self, x, z) -> torch.Tensor:
         """log p(z) + log p(x|z): x (B, D) floats, z (..., B, L) or (M, L) broadcastable."""
