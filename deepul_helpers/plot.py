@@ -380,9 +380,12 @@ def bench_sampling_time(rows: list[dict], title="sampling time against dimension
         ax.plot(xs, ys, "o" if len(xs) == 1 else "o-", color=plt.cm.tab10(i % 10), label=model)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    dims = sorted({d for d, _, _ in pts})
+    ax.set_xticks(dims, [str(d) for d in dims])  # the data sets' dimensions, not log-axis minor ticks
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("dimensions of one example")
     ax.set_ylabel("seconds per 1,000 samples")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.set_title(title)
     return _finish(fig, save_to)
 

@@ -191,15 +191,20 @@ def bench_page(family: str, json_path: Path, fig_dir: Path) -> str:
         fig.savefig(fig_dir / fname, dpi=110, bbox_inches="tight")
         plot.close(fig)
         lines += [f"```{{figure}} {fname}", f":alt: {family}: {name.replace('_', ' ')}", "", "```", ""]
+    from deepul_helpers.bench.schema import FIELDS, OPTIONAL_FIELDS
+
     columns: list[str] = []
     for r in rows:
-        columns += [k for k in r if k not in columns]
-    lines += ["## Table", "", "```{list-table}", ":header-rows: 1", ":class: deepul-bench", ""]
+        columns += [k for k in r if k not in columns and any(q.get(k) is not None for q in rows)]
+    lines += ["## Table", "", "Columns that hold no value in any row are left out.", "",
+              "```{list-table}", ":header-rows: 1", ":class: deepul-bench", ""]
     for r in [dict(zip(columns, columns)), *rows]:
         lines.append(f"* - {_cell(r.get(columns[0]))}")
         lines += [f"  - {_cell(r.get(c))}" for c in columns[1:]]
-    lines += ["```", ""]
-    return "\n".join(lines)
+    lines += ["```", "", "## Columns", ""]
+    about = {**FIELDS, **OPTIONAL_FIELDS}
+    lines += [f"- `{c}`: {about[c]}" for c in columns if c in about]
+    return "\n".join(lines + [""])
 
 
 # --- the build ---------------------------------------------------------------------------------
@@ -237,9 +242,10 @@ def stage(src: Path, bench_dir: Path, mode: str) -> dict:
     _write(src / "grading.md", grading)
     _write(src / "execution.md", "\n".join([
         "# Execution times", "",
-        f"How long each notebook took when this site was built ({mode} mode; wall-clock seconds on the "
-        "machine that built it, which may have been shared). `method: cache` means the notebook was "
-        "executed by an earlier build with the same notebook and package source.", "",
+        f"How long each notebook took to execute for this site ({mode} mode; wall-clock seconds on the "
+        "machine that built it, which may have been shared). MyST-NB keeps each execution in its cache "
+        "(`out/site-build/cache/`) and runs a notebook again only when its code or the package's source "
+        "changed: *Modified* says when it ran.", "",
         "```{nb-exec-table}", "```", ""]))
     _write(src / "index.md", index_page(readme, lecture_docs, homework_docs, page_docs, bench_docs, mode))
     # pages of an earlier build whose source is gone

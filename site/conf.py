@@ -82,6 +82,14 @@ def _execution_note(app, doctree):
         doctree.insert(0, note)
 
 
+def _plain_status(app, doctree, docname):
+    """MyST-NB's execution table marks success with emoji, which a machine without an emoji font shows as boxes."""
+    for node in list(doctree.findall(nodes.Text)):
+        if str(node) in ("✅", "❌"):
+            node.parent.replace(node, nodes.Text("ok" if str(node) == "✅" else "failed"))
+
+
 def setup(app):
     app.connect("doctree-read", _execution_note)
+    app.connect("doctree-resolved", _plain_status)
     return {"parallel_read_safe": True}

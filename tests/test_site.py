@@ -46,18 +46,13 @@ def check():
 
 
 def _bench_rows():
-    """Rows in the shape `deepul bench` writes, for the rendering test (the values are not results)."""
-    from deepul_helpers import data, metrics
+    """Rows of the benchmark schema, for the rendering test (made up here: the values are not results)."""
+    from deepul_helpers.bench.schema import make_row
 
-    rows = []
-    for dataset, model, nll, s in [("1d_a", "Histogram", 2.70, 1e-5), ("1d_a", "LogisticMix(4)", 2.66, 2e-5),
-                                   ("digits", "MADE", 1.20, 3e-3), ("digits", "PixelCNN", 1.05, 2e-2)]:
-        entropy = data.info(dataset).entropy
-        rows.append({"family": "rendering", "dataset": dataset, "model": model, "test_nats_per_dim": nll,
-                     "test_bits_per_dim": metrics.bits_per_dim(nll), "nll_kind": "exact",
-                     "entropy_nats_per_dim": entropy, "gap_percent": metrics.gap_percent(nll, entropy),
-                     "s_per_1000_samples": 1000 * s, "params": 100})
-    return rows
+    return [make_row("rendering", model, dataset, test_nats_per_dim=nll, nll_kind="exact", s_per_1000_samples=s,
+                     params=100)
+            for dataset, model, nll, s in [("1d_a", "Histogram", 2.70, 0.01), ("1d_a", "LogisticMix(4)", 2.66, 0.02),
+                                           ("digits", "MADE", 1.20, 3.0), ("digits", "PixelCNN", 1.05, 20.0)]]
 
 
 def test_site_in_a_browser_with_the_network_blocked(check, tmp_path):
@@ -123,3 +118,25 @@ def test_course_map_links_lectures_and_homework():
     # a lecture that exists before the README's row is updated is linked by its number
     assert "| 3 | LV | [](lectures/03_lv.ipynb) | planned |" in table
     assert "Next" not in table
+
+
+def test_bench_figures_draw_what_the_rows_measure():
+    """plot.bench_figures: the bars and points are the rows' own values, against the data's dimensions."""
+    import math
+
+    from deepul_helpers import data, plot
+
+    rows = _bench_rows()
+    figs = dict(plot.bench_figures(rows))
+    assert list(figs) == ["gap", "bits_digits", "sampling_time"]  # 1d_a has a true entropy, digits has not
+    gap_bars = [p.get_width() for p in figs["gap"].axes[0].patches]
+    assert gap_bars == pytest.approx([r["gap_percent"] for r in rows if r["gap_percent"] is not None])
+    bits_bars = [p.get_width() for p in figs["bits_digits"].axes[0].patches]
+    assert bits_bars == pytest.approx([r["test_bits_per_dim"] for r in rows if r["dataset"] == "digits"])
+    entropy_fig = plot.bench_bits_per_dim(rows, "1d_a")
+    lines = [ln.get_xdata()[0] for ln in entropy_fig.axes[0].lines if ln.get_linestyle() == "--"]
+    assert lines == pytest.approx([data.info("1d_a").entropy / math.log(2)])
+    points = {(x, y) for ln in figs["sampling_time"].axes[0].lines for x, y in zip(*ln.get_data())}
+    assert points == {(data.info(r["dataset"]).dims, r["s_per_1000_samples"]) for r in rows}
+    for fig in [*figs.values(), entropy_fig]:
+        plot.close(fig)

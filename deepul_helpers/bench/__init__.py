@@ -1,4 +1,5 @@
-"""``deepul bench FAMILY``: run a family's benchmark, print its table, write JSON and PNG.
+"""``deepul bench FAMILY``: run a family's benchmark, print its table, write JSON, the table as PNG and
+the plots of ``plot.bench_figures`` (``FAMILY_gap.png``, ``FAMILY_bits_<data set>.png``, ``FAMILY_sampling_time.png``).
 
 A benchmark is a module ``deepul_helpers.bench.<family>`` with
 ``run(quick: bool, device: str) -> list[dict]``: one dict per row, measured values only.
@@ -79,6 +80,9 @@ def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench
 
     png_path = out / f"{family}.png"
     plot.table(rows, title=f"deepul bench {family}" + (" (quick)" if quick else ""), save_to=png_path)
+    for name, fig in plot.bench_figures(rows, title_prefix=family):  # what the rows measure, as plots
+        fig.savefig(out / f"{family}_{name}.png", dpi=110, bbox_inches="tight")
+        plot.close(fig)
     return rows, json_path, png_path
 
 
