@@ -5,6 +5,8 @@
     result, wall_s, cpu_s = timed(model.sample, 64)          # one call: what a run took
     t = best_of(model.sample, 64, repeats=5, warmup=1)       # a timing to plot or to quote
     t.best_s, t.median_s, t.spread, t.describe()             # "best of 5 (median ..., spread ...)"
+    ts = compare({"naive": f, "cached": g}, repeats=5)       # interleaved: f, g, f, g, ... for a ratio
+    sweep([16, 32], lambda n: {"naive": ..., "cached": ...})  # {name: [CPU seconds at each n]}
 
 How to report a timing honestly
 -------------------------------
@@ -21,7 +23,9 @@ How to report a timing honestly
   cores; time with one thread (``torch.set_num_threads(1)``) when the point is a comparison,
   and say so.
 - **Compare within one run.** A ratio of two timings measured in the same run, interleaved
-  (A, B, A, B, ...), is far more stable than either absolute number on a loaded machine.
+  (A, B, A, B, ...: :func:`compare`), is far more stable than either absolute number on a loaded
+  machine. There, the least **CPU** time (``cpu_min_s``) of single-threaded code measures its work
+  without the time spent waiting for a core; say which clock a figure shows.
 - **Say how it was measured** next to the number or in the figure: repeats, warm-up, threads,
   "measured under load" where that is the case, and the command that reproduces it.
 - A time is never a stopping rule for a quality figure (train for iterations or epochs) and
@@ -36,7 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Timed", "Timing", "best_of", "timed", "torch_threads"]
+__all__ = ["Timed", "Timing", "best_of", "compare", "sweep", "timed", "torch_threads"]
 
 
 class Timed(NamedTuple):
@@ -94,6 +98,12 @@ class Timing:
         return (self.worst_s - self.best_s) / self.best_s if self.best_s > 0 else float("inf")
 
     @property
+    def cpu_min_s(self) -> float:
+        """The least CPU time per call over the repeats: the work done, whatever the machine's load
+        (single-threaded code: equals the wall time on an idle machine)."""
+        return min(self.cpu_times_s)
+
+    @property
     def cpu_best_s(self) -> float:
         """CPU seconds per call of the repeat with the fastest wall time."""
         return self.cpu_times_s[self.times_s.index(self.best_s)]
@@ -124,6 +134,53 @@ def _unit(seconds: float | None, unit: str) -> tuple[float, str]:
     return (1e3, "ms") if seconds >= 1e-3 else (1e6, "us")
 
 
+def _check_counts(where: str, repeats, warmup, number) -> None:
+    for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0), ("number", number, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
+
+
+def _one_repeat(fn, number: int):
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(number):
+        result = fn()
+    return (time.perf_counter() - wall0) / number, (time.process_time() - cpu0) / number, result
+
+
+def compare(fns: dict, repeats: int = 5, warmup: int = 1, number: int = 1) -> dict:
+    """Time several zero-argument callables **interleaved** (A, B, C, A, B, C, ...), so that a change
+    in the machine's load touches all of them alike; returns ``{name: Timing}`` (same fields as
+    :func:`best_of`). Use it for the ratio of two ways of doing one thing (e.g. sampling with and
+    without a cache) and report ``a.best_s / b.best_s`` (or, on a loaded machine, ``cpu_min_s``)."""
+    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError("compare(fns) needs a non-empty dict of name -> zero-argument callable")
+    _check_counts("compare", repeats, warmup, number)
+    results = {name: None for name in fns}
+    for _ in range(warmup):
+        for name, fn in fns.items():
+            results[name] = fn()
+    walls, cpus = {name: [] for name in fns}, {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            wall, cpu, results[name] = _one_repeat(fn, number)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    return {name: Timing(tuple(walls[name]), tuple(cpus[name]), number, warmup, results[name]) for name in fns}
+
+
+def sweep(xs, make, repeats: int = 5, warmup: int = 1, clock: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per call against a size: for each ``x`` in ``xs``, ``compare(make(x))`` (interleaved) and
+    keep, per name, the least CPU time (``clock="cpu"``, robust to a loaded machine) or the best wall
+    time (``clock="wall"``). Returns ``{name: [seconds at each x]}``, ready for ``plot.timing``."""
+    if clock not in ("cpu", "wall"):
+        raise ValueError(f"sweep: clock must be 'cpu' or 'wall', got {clock!r}")
+    series: dict[str, list[float]] = {}
+    for x in xs:
+        for name, t in compare(make(x), repeats=repeats, warmup=warmup).items():
+            series.setdefault(name, []).append(t.cpu_min_s if clock == "cpu" else t.best_s)
+    return series
+
+
 def best_of(fn, *args, repeats: int = 5, warmup: int = 1, number: int = 1, **kwargs) -> Timing:
     """Time ``fn(*args, **kwargs)``: ``warmup`` untimed calls, then ``repeats`` timed repeats of
     ``number`` calls each; returns a :class:`Timing` with seconds **per call** (best, median,
@@ -135,20 +192,8 @@ def best_of(fn, *args, repeats: int = 5, warmup: int = 1, number: int = 1, **kwa
     """
     if not callable(fn):
         raise TypeError(f"best_of(fn, *args, **kwargs) needs a callable first, got {type(fn).__name__}")
-    for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0), ("number", number, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"best_of: {name} must be an integer >= {low}, got {value!r}")
-    result = None
-    for _ in range(warmup):
-        result = fn(*args, **kwargs)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        for _ in range(number):
-            result = fn(*args, **kwargs)
-        walls.append((time.perf_counter() - wall0) / number)
-        cpus.append((time.process_time() - cpu0) / number)
-    return Timing(tuple(walls), tuple(cpus), number, warmup, result)
+    _check_counts("best_of", repeats, warmup, number)
+    return compare({"fn": lambda: fn(*args, **kwargs)}, repeats=repeats, warmup=warmup, number=number)["fn"]
 
 
 @contextlib.contextmanager

@@ -109,3 +109,38 @@ def test_torch_threads_sets_and_restores():
     with pytest.raises(ValueError, match="n must be"):
         with timing.torch_threads(0):
             pass
+
+
+def test_compare_interleaves_and_keeps_each_functions_statistics(monkeypatch):
+    # warm-up a, b (never counted), then a, b, a, b, a, b
+    clock = ScriptedClock([5.0, 5.0, 3.0, 1.0, 2.0, 0.5, 4.0, 0.75], [1.0, 1.0, 3.0, 0.25, 1.0, 0.5, 4.0, 0.5])
+    monkeypatch.setattr(timing, "time", clock)
+    order = []
+
+    def make(name):
+        return lambda: order.append(name) or clock.fn(name)
+
+    ts = timing.compare({"a": make("a"), "b": make("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4
+    assert ts["a"].times_s == (3.0, 2.0, 4.0) and ts["b"].times_s == (1.0, 0.5, 0.75)
+    assert ts["a"].best_s / ts["b"].best_s == 4.0
+    assert ts["a"].cpu_min_s == 1.0 and ts["b"].cpu_min_s == 0.25
+    assert ts["b"].result == (8, "b")
+    with pytest.raises(TypeError, match="dict"):
+        timing.compare([print])
+
+
+def test_sweep_keeps_the_least_cpu_or_the_best_wall_time_per_size(monkeypatch):
+    # x = 1: warm-up a, b; then a, b, a, b.  x = 2: the same pattern
+    walls = [9, 9, 4.0, 2.0, 3.0, 1.0] + [9, 9, 8.0, 4.0, 6.0, 5.0]
+    cpus = [9, 9, 1.0, 0.5, 2.0, 0.25] + [9, 9, 3.0, 2.0, 2.5, 1.5]
+    clock = ScriptedClock(walls, cpus)
+    monkeypatch.setattr(timing, "time", clock)
+    make = lambda x: {"a": clock.fn, "b": clock.fn}  # noqa: E731
+    assert timing.sweep([1, 2], make, repeats=2) == {"a": [1.0, 2.5], "b": [0.25, 1.5]}
+    clock = ScriptedClock(walls, cpus)
+    monkeypatch.setattr(timing, "time", clock)
+    assert timing.sweep([1, 2], lambda x: {"a": clock.fn, "b": clock.fn}, repeats=2, clock="wall") == {
+        "a": [3.0, 6.0], "b": [1.0, 4.0]}
+    with pytest.raises(ValueError, match="clock"):
+        timing.sweep([1], make, clock="gpu")
