@@ -314,8 +314,10 @@ def timing(xs, series: dict[str, list[float]], xlabel: str, ylabel="seconds", ti
     for label, ys in series.items():
         ax.plot(xs, ys, "o-", label=label)
     if note:
-        ax.annotate(note, xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -34), textcoords="offset points",
-                    ha="center", va="top", fontsize=8, color="0.3")
+        import textwrap
+
+        ax.annotate("\n".join(textwrap.wrap(note, 75)), xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -34),
+                    textcoords="offset points", ha="center", va="top", fontsize=8, color="0.3")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
