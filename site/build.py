@@ -196,14 +196,19 @@ def bench_page(family: str, json_path: Path, fig_dir: Path) -> str:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns and any(q.get(k) is not None for q in rows)]
-    lines += ["## Table", "", "Columns that hold no value in any row are left out.", "",
+    same = {c: rows[0].get(c) for c in columns if len(rows) > 1 and all(r.get(c) == rows[0].get(c) for r in rows)}
+    columns = [c for c in columns if c not in same]
+    lines += ["## Table", "", "Columns that hold no value in any row are left out"
+              + ("; the same in every row: " + ", ".join(f"`{c}` = {_cell(v)}" for c, v in same.items()) if same
+                 else "") + ".", "",
               "```{list-table}", ":header-rows: 1", ":class: deepul-bench", ""]
-    for r in [dict(zip(columns, columns)), *rows]:
+    header = {c: c.replace("_", "_\u200b") for c in columns}  # long names may break after an underscore
+    for r in [header, *rows]:
         lines.append(f"* - {_cell(r.get(columns[0]))}")
         lines += [f"  - {_cell(r.get(c))}" for c in columns[1:]]
     lines += ["```", "", "## Columns", ""]
     about = {**FIELDS, **OPTIONAL_FIELDS}
-    lines += [f"- `{c}`: {about[c]}" for c in columns if c in about]
+    lines += [f"- `{c}`: {about[c]}" for c in [*same, *columns] if c in about]
     return "\n".join(lines + [""])
 
 
@@ -255,7 +260,8 @@ def stage(src: Path, bench_dir: Path, mode: str) -> dict:
         for p in (src / sub).glob("*.*") if (src / sub).is_dir() else []:
             if p.suffix in (".ipynb", ".md") and str(p.relative_to(src)) not in keep:
                 p.unlink()
-    return {"executable": [*lecture_docs.values(), *[d for d in page_docs if (src / f"{d}.ipynb").exists()]]}
+    return {"executable": [*lecture_docs.values(), *[d for d in page_docs if (src / f"{d}.ipynb").exists()]],
+            "wide_pages": [f"benchmarks/{b}" for b in bench_docs]}
 
 
 def build(out: Path, work: Path, full: bool = False, execute: str = "*", bench_dir: Path | None = None,
@@ -272,6 +278,7 @@ def build(out: Path, work: Path, full: bool = False, execute: str = "*", bench_d
         "mode": mode,
         "cache": str(work / "cache" / f"{mode}-{package_hash()}"),
         "no_execute": no_exec,
+        "wide_pages": staged["wide_pages"],
     }
     for old in (work / "cache").glob(f"{mode}-*") if (work / "cache").is_dir() else []:
         if str(old) != settings["cache"]:
@@ -285,7 +292,9 @@ def build(out: Path, work: Path, full: bool = False, execute: str = "*", bench_d
         env.pop("DEEPUL_QUICK", None)
     else:
         env["DEEPUL_QUICK"] = "1"
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(SITE), "-d", str(work / "doctrees"),
+    # -E: every page read again (executions come from the cache), so that a switch between quick and full
+    # mode, or a changed package, never leaves a page of the other build behind
+    cmd = [sys.executable, "-m", "sphinx", "-E", "-b", "html", "-c", str(SITE), "-d", str(work / "doctrees"),
            str(src), str(out)]
     if quiet:
         cmd.insert(3, "-q")

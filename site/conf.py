@@ -42,6 +42,8 @@ html_theme_options = {
     "use_fullscreen_button": True,
     "show_navbar_depth": 1,
     "navigation_with_keys": False,
+    # benchmark tables take the width of the in-page contents column
+    "secondary_sidebar_items": {"**": ["page-toc"], **{page: [] for page in _settings.get("wide_pages", [])}},
 }
 html_static_path = ["_static"]
 html_css_files = ["deepul.css"]
