@@ -30,12 +30,11 @@ import pytest
 
 from deepul_helpers.autograde import release as rel
 from deepul_helpers.autograde.grade import autograde, load_verdict
+from deepul_helpers.homework import kit
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "homework"
-# hw1 and hw2 join when they are ported onto the kits (next commit)
-REAL = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
-              and p.name not in ("hw1_autoregressive", "hw2_flows"))
+REAL = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 TEMPLATE_NAMES = sorted(p.name for p in (TEMPLATE / "solutions").iterdir() if p.is_dir())
 pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("assignments")]
 
@@ -141,6 +140,15 @@ def test_release_is_fresh_and_leaks_nothing(assignment):
     released = nbformat.read(assignment.release, as_version=4)
     assert rel.leak_problems(nbformat.read(assignment.source, as_version=4), released,
                              cfg.ClearSolutions.code_stub["python"], cfg.ClearSolutions.text_stub) == []
+    # the grader restores test cells from the source: the untouched release must match them exactly
+    tests = {_meta(c)["grade_id"]: c.source for c in assignment.cells if _meta(c).get("grade")}
+    assert {_meta(c)["grade_id"]: c.source for c in released.cells if _meta(c).get("grade")} == tests
+    # a student can run every released cell before writing anything: the stubs raise only when called
+    ns: dict = {}
+    for c in released.cells:
+        if _meta(c).get("grade_id") == "setup" or _meta(c).get("solution"):
+            exec(compile(c.source, _meta(c)["grade_id"], "exec"), ns)
+    assert all(set(q.requires) <= set(ns) for q in assignment.verdict.QUESTIONS)
 
 
 def test_verdict_imports_no_reference_and_no_runner(assignment):
@@ -167,6 +175,11 @@ def test_expected_numbers_live_in_the_runner_table_once(assignment):
         assert line in text, f"the notebook must state the runner's row verbatim: {line}"
     for line in re.findall(r"^.*\*\*[0-9.]+ nats/dim\*\*.*$", text, flags=re.M):
         assert line in stated, f"a figure in the notebook that is not a row of {runner.__name__}.EXPECTED: {line}"
+    header = assignment.cells[0].source  # the overview table: "| k | ... | ~N s ... |"
+    for k, row in re.findall(r"^\| (\d+) \|(.*)$", header, flags=re.M):
+        stated, seconds = re.search(r"~(\d+) s", row), [r.seconds for r in kit.rows(runner.EXPECTED, f"q{k}")]
+        if stated and seconds:
+            assert int(stated.group(1)) == round(sum(seconds)), f"question {k}: the overview's time is not the table's"
     run_cells = "\n".join(c.source for c in assignment.cells if c.cell_type == "code" and not _meta(c))
     for name, fn in vars(runner).items():
         if re.fullmatch(r"run_q\d+", name):

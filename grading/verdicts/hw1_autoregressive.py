@@ -23,56 +23,30 @@ import math
 import numpy as np
 import torch
 
-from deepul_helpers.autograde.verdict import Question, attempt, close
+from deepul_helpers.autograde.verdict import (
+    Checks,
+    Question,
+    array,
+    attempt,
+    close,
+    fit_outputs,
+    hidden_rng,
+    levels_ok,
+    losses_ok,
+    quick_fit,
+)
 
 HIDDEN_SEED = 20261124
 AR = "deepul_helpers.models.autoregressive"
 
-# ----------------------------------------------------------------------------- shared helpers
 
+def _digits(seed, question):
+    """A hidden draw of 512 training and 256 test images of ``digits``, and its levels."""
+    from deepul_helpers import data
 
-def _rng(seed: int, question: int, part: int = 0) -> np.random.Generator:
-    return np.random.default_rng([int(seed) % 2**32, question, part])
-
-
-def _arr(value) -> np.ndarray:
-    """A student's tensor/array/number -> numpy array (float64 for floats, no gradients)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        value = value.double().numpy() if value.is_floating_point() else value.numpy()
-    value = np.asarray(value)
-    return value.astype(np.float64) if value.dtype.kind == "f" else value
-
-
-
-
-def _fit_seed(seed: int) -> int:
-    return int(seed) % 1000
-
-
-def _losses_ok(out: dict, tag: str) -> tuple[bool, str]:
-    """Train losses per iteration and test losses per epoch: 1D, finite, the test loss went down."""
-    tr, te = out.get(f"{tag}_train"), out.get(f"{tag}_test")
-    if not (isinstance(tr, np.ndarray) and isinstance(te, np.ndarray) and tr.ndim == 1 and te.ndim == 1
-            and tr.size >= 1 and te.size >= 2 and tr.dtype.kind == "f" and te.dtype.kind == "f"):
-        return False, ("expected 1D float arrays: train losses (one per iteration) and test losses "
-                       "(before training and after each epoch)")
-    if not (np.all(np.isfinite(tr)) and np.all(np.isfinite(te))):
-        return False, "the losses contain NaN or inf"
-    if not float(te[-1]) < float(te[0]):
-        return False, "the test loss did not go down in quick mode"
-    return True, ""
-
-
-def _levels_ok(x, shape: tuple, levels: int, kinds: str = "iu") -> bool:
-    return (isinstance(x, np.ndarray) and x.dtype.kind in kinds and x.shape == tuple(shape)
-            and x.size > 0 and int(x.min()) >= 0 and int(x.max()) < levels)
-
-
-def _fit_error(out: dict, tag: str, name: str) -> list[str] | None:
-    if f"{tag}_error" in out:
-        return [f"{name} raised {out[f'{tag}_error']} in quick mode"]
-    return None
+    x = data.load("digits", "train")
+    idx = hidden_rng(seed, question, 1).permutation(len(x))
+    return x[idx[:512]], x[idx[512:768]], data.info("digits").levels
 
 
 # ----------------------------------------------------------------------------- question 1
@@ -80,7 +54,7 @@ def _fit_error(out: dict, tag: str, name: str) -> list[str] | None:
 
 def _q1_inputs(seed):
     """Moderate parameters with a batch shape (6, 5) and 3 components, and an extreme case."""
-    rng = _rng(seed, 1, 0)
+    rng = hidden_rng(seed, 1, 0)
     levels = int(rng.integers(5, 60))
     x = rng.integers(0, levels, size=(6, 5))
     w = rng.normal(0, 1, (6, 5, 3))
@@ -109,26 +83,36 @@ def probe_q1(ns, seed):
 
     def call(args):
         x, w, mu, ls, levels = args
-        return _arr(f(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(mu), torch.from_numpy(ls), levels))
+        return array(f(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(mu), torch.from_numpy(ls), levels))
 
     attempt(out, "a", lambda: {"a_logp": call(moderate)})
     attempt(out, "ext", lambda: {"ext_logp": call(ext)})
     train_x, test_x, levels = _q1_data(seed)
     for kind in ("histogram", "logistic"):
-        def run(kind=kind):
-            torch.manual_seed(_fit_seed(seed))
-            tr, te, probs = ns["q1_fit"](train_x, test_x, levels, kind, quick=True, seed=_fit_seed(seed),
-                                         device="cpu")
-            return {f"{kind}_train": _arr(tr), f"{kind}_test": _arr(te), f"{kind}_probs": _arr(probs)}
-
-        attempt(out, kind, run)
+        attempt(out, kind, lambda kind=kind: fit_outputs(
+            kind, quick_fit(ns["q1_fit"], train_x, test_x, levels, kind, seed=seed), third="probs"))
     return out
+
+
+def _q1_fit_ok(out, kind, test_x, levels):
+    """Losses, probs over the levels, and a final test loss that is the NLL of those probs."""
+    ok, why = losses_ok(out, kind)
+    probs = out.get(f"{kind}_probs")
+    if ok and not (isinstance(probs, np.ndarray) and probs.shape == (levels,) and probs.dtype.kind == "f"
+                   and np.all(probs >= 0) and abs(float(probs.astype(np.float64).sum()) - 1) < 1e-4):
+        return False, "probs must be a (levels,) float array of non-negative values summing to 1"
+    if ok:
+        with np.errstate(divide="ignore"):
+            nll = float(-np.log(probs.astype(np.float64)[test_x]).mean())
+        if not abs(nll - float(out[f"{kind}_test"][-1])) <= 1e-3 * max(1.0, abs(nll)):
+            return False, "the final test loss is not the NLL of the returned probs on the test data"
+    return ok, why
 
 
 def judge_q1(out, seed):
     from deepul_helpers.models.autoregressive import discretized_logistic_mixture_log_probs as ref
 
-    score, msgs = 0.0, []
+    c = Checks(out)
     moderate, ext = _q1_inputs(seed)
 
     def expected(args):
@@ -136,45 +120,24 @@ def judge_q1(out, seed):
         return ref(torch.from_numpy(x), torch.from_numpy(w).double(), torch.from_numpy(mu).double(),
                    torch.from_numpy(ls).double(), levels).numpy()
 
-    if "a_error" in out:
-        msgs.append(f"logistic_mixture_log_probs raised {out['a_error']} on moderate parameters")
-    else:
-        ok, why = close(out, "a_logp", expected(moderate), atol=1e-4)
-        score += 1.5 if ok else 0.0
-        msgs += [] if ok else [f"logistic_mixture_log_probs (moderate parameters): {why}"]
-    if "ext_error" in out:
-        msgs.append(f"logistic_mixture_log_probs raised {out['ext_error']} on extreme scales/means")
-    else:
-        ok, why = close(out, "ext_logp", expected(ext), atol=1e-3, rtol=1e-4)
-        score += 0.5 if ok else 0.0
-        msgs += [] if ok else [f"logistic_mixture_log_probs (extreme scales and means, must stay finite): {why}"]
-
+    if not c.raised("a", "logistic_mixture_log_probs", " on moderate parameters"):
+        c.check(1.5, close(out, "a_logp", expected(moderate), atol=1e-4),
+                "logistic_mixture_log_probs (moderate parameters): {why}")
+    if not c.raised("ext", "logistic_mixture_log_probs", " on extreme scales/means"):
+        c.check(0.5, close(out, "ext_logp", expected(ext), atol=1e-3, rtol=1e-4),
+                "logistic_mixture_log_probs (extreme scales and means, must stay finite): {why}")
     _, test_x, levels = _q1_data(seed)
     for kind in ("histogram", "logistic"):
-        err = _fit_error(out, kind, f"q1_fit(model='{kind}')")
-        if err:
-            msgs += err
-            continue
-        ok, why = _losses_ok(out, kind)
-        probs = out.get(f"{kind}_probs")
-        if ok and not (isinstance(probs, np.ndarray) and probs.shape == (levels,) and probs.dtype.kind == "f"
-                       and np.all(probs >= 0) and abs(float(probs.sum()) - 1) < 1e-4):
-            ok, why = False, "probs must be a (levels,) float array of non-negative values summing to 1"
-        if ok:
-            with np.errstate(divide="ignore"):
-                nll = float(-np.log(probs[test_x]).mean())
-            if not abs(nll - float(out[f"{kind}_test"][-1])) <= 1e-3 * max(1.0, abs(nll)):
-                ok, why = False, "the final test loss is not the NLL of the returned probs on the test data"
-        score += 1.0 if ok else 0.0
-        msgs += [] if ok else [f"q1_fit(model='{kind}'): {why}"]
-    return score, msgs
+        if not c.raised(kind, f"q1_fit(model='{kind}')", " in quick mode"):
+            c.check(1.0, _q1_fit_ok(out, kind, test_x, levels), f"q1_fit(model='{kind}'): {{why}}")
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 2
 
 
 def _q2_degrees(seed, part):
-    rng = _rng(seed, 2, part)
+    rng = hidden_rng(seed, 2, part)
     d = int(rng.integers(3, 9))
     order = rng.permutation(d)
     deg_in = np.empty(d, dtype=np.int64)
@@ -184,7 +147,7 @@ def _q2_degrees(seed, part):
 
 
 def _q2_log_probs(seed):
-    rng = _rng(seed, 2, 5)
+    rng = hidden_rng(seed, 2, 5)
     base = rng.uniform(-3e3, -1e3, size=(1, 12))
     return base + rng.normal(0, 3, size=(5, 12))  # (S, B): large, close log-probs
 
@@ -197,66 +160,51 @@ def _q2_data(seed):
 
 
 Q2_SAMPLES = 16
+Q2_MASKS = ((1, 1, "one feature per variable"), (2, 3, "several levels per variable"))  # part, levels, what
 
 
 def probe_q2(ns, seed):
     out = {}
-    for part, levels in ((1, 1), (2, 3)):
+    for part, levels, _ in Q2_MASKS:
         deg = _q2_degrees(seed, part)
         attempt(out, f"m{part}", lambda deg=deg, levels=levels, part=part: {
-            f"m{part}": [_arr(m) for m in ns["made_masks"]([d.copy() for d in deg], levels)]})
+            f"m{part}": [array(m) for m in ns["made_masks"]([d.copy() for d in deg], levels)]})
     lp = torch.from_numpy(_q2_log_probs(seed))
-    attempt(out, "ens", lambda: {"ens": _arr(ns["ensemble_log_prob"](lp))})
+    attempt(out, "ens", lambda: {"ens": array(ns["ensemble_log_prob"](lp))})
     train_x, test_x, levels = _q2_data(seed)
-
-    def run():
-        torch.manual_seed(_fit_seed(seed))
-        tr, te, s = ns["q2_fit"](train_x, test_x, levels, Q2_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
-        return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
-
-    attempt(out, "fit", run)
+    attempt(out, "fit", lambda: fit_outputs(
+        "fit", quick_fit(ns["q2_fit"], train_x, test_x, levels, Q2_SAMPLES, seed=seed), third="samples"))
     return out
+
+
+def _masks_ok(got, want) -> tuple[bool, str]:
+    """The same 0/1 pattern as the reference masks, layer by layer."""
+    if not isinstance(got, list) or len(got) != len(want):
+        return False, f"expected a list of {len(want)} masks (one per linear layer)"
+    bad = [i for i, (g, w) in enumerate(zip(got, want))
+           if not (isinstance(g, np.ndarray) and g.shape == w.shape and np.array_equal(g != 0, w != 0))]
+    return (False, f"mask of layer {bad[0] + 1} differs from the reference (shape or entries)") if bad else (True, "")
 
 
 def judge_q2(out, seed):
     from deepul_helpers.models.autoregressive import made_masks as ref_masks
 
-    score, msgs = 0.0, []
-    for part, levels in ((1, 1), (2, 3)):
-        label = "made_masks (" + ("one feature per variable" if levels == 1 else "several levels per variable") + ")"
-        if f"m{part}_error" in out:
-            msgs.append(f"{label} raised {out[f'm{part}_error']}")
-            continue
-        want = [m.numpy() for m in ref_masks(_q2_degrees(seed, part), levels)]
-        got = out.get(f"m{part}")
-        if not isinstance(got, list) or len(got) != len(want):
-            msgs.append(f"{label}: expected a list of {len(want)} masks (one per linear layer)")
-            continue
-        bad = [i for i, (g, w) in enumerate(zip(got, want))
-               if not (isinstance(g, np.ndarray) and g.shape == w.shape and np.array_equal(g != 0, w != 0))]
-        if bad:
-            msgs.append(f"{label}: mask of layer {bad[0] + 1} differs from the reference (shape or entries)")
-        else:
-            score += 1.0
-    if "ens_error" in out:
-        msgs.append(f"ensemble_log_prob raised {out['ens_error']}")
-    else:
+    c = Checks(out)
+    for part, levels, what in Q2_MASKS:
+        label = f"made_masks ({what})"
+        if not c.raised(f"m{part}", label):
+            want = [m.numpy() for m in ref_masks(_q2_degrees(seed, part), levels)]
+            c.check(1.0, _masks_ok(out.get(f"m{part}"), want), f"{label}: {{why}}")
+    if not c.raised("ens", "ensemble_log_prob"):
         lp = torch.from_numpy(_q2_log_probs(seed))
         want = (torch.logsumexp(lp, 0) - math.log(lp.shape[0])).numpy()  # log of the mean probability
-        ok, why = close(out, "ens", want, atol=1e-6, rtol=1e-9)
-        score += 1.0 if ok else 0.0
-        msgs += [] if ok else [f"ensemble_log_prob: {why} (average probabilities, not log-probabilities)"]
-    err = _fit_error(out, "fit", "q2_fit")
-    if err:
-        return score, msgs + err
-    ok, why = _losses_ok(out, "fit")
-    score += 1.0 if ok else 0.0
-    msgs += [] if ok else [f"q2_fit: {why}"]
-    if _levels_ok(out.get("fit_samples"), (Q2_SAMPLES, 2), 25):
-        score += 1.0
-    else:
-        msgs.append("q2_fit: samples must be an (n_samples, D) integer array with values in 0..levels-1")
-    return score, msgs
+        c.check(1.0, close(out, "ens", want, atol=1e-6, rtol=1e-9),
+                "ensemble_log_prob: {why} (average probabilities, not log-probabilities)")
+    if not c.raised("fit", "q2_fit", " in quick mode"):
+        c.check(1.0, losses_ok(out, "fit"), "q2_fit: {why}")
+        c.check(1.0, levels_ok(out.get("fit_samples"), (Q2_SAMPLES, 2), 25),
+                "q2_fit: samples must be an (n_samples, D) integer array with values in 0..levels-1")
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 3
@@ -264,19 +212,10 @@ def judge_q2(out, seed):
 
 def _q3_cases(seed):
     """(mask_type, in_channels, out_channels, kernel_size, color_channels) for mono and colour masks."""
-    rng = _rng(seed, 3, 0)
+    rng = hidden_rng(seed, 3, 0)
     mono = [(t, int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.choice([3, 5, 7])), 1) for t in "AB"]
     colour = [(t, int(rng.integers(3, 10)), int(rng.integers(3, 10)), int(rng.choice([1, 3, 5])), 3) for t in "AB"]
     return mono, colour
-
-
-def _q3_data(seed):
-    from deepul_helpers import data
-
-    rng = _rng(seed, 3, 1)
-    x = data.load("digits", "train")
-    idx = rng.permutation(len(x))
-    return x[idx[:512]], x[idx[512:768]], data.info("digits").levels
 
 
 Q3_SAMPLES = 2
@@ -286,56 +225,42 @@ def probe_q3(ns, seed):
     out = {}
     mono, colour = _q3_cases(seed)
     for tag, cases in (("mono", mono), ("colour", colour)):
-        attempt(out, tag, lambda cases=cases, tag=tag: {
-            tag: [_arr(ns["pixelcnn_mask"](*c)) for c in cases]})
-    train_x, test_x, levels = _q3_data(seed)
-
-    def run():
-        torch.manual_seed(_fit_seed(seed))
-        tr, te, s = ns["q3_fit"](train_x, test_x, levels, Q3_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
-        return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
-
-    attempt(out, "fit", run)
+        attempt(out, tag, lambda cases=cases, tag=tag: {tag: [array(ns["pixelcnn_mask"](*c)) for c in cases]})
+    train_x, test_x, levels = _digits(seed, 3)
+    attempt(out, "fit", lambda: fit_outputs(
+        "fit", quick_fit(ns["q3_fit"], train_x, test_x, levels, Q3_SAMPLES, seed=seed), third="samples"))
     return out
 
 
 def judge_q3(out, seed):
     from deepul_helpers.models.autoregressive import pixelcnn_mask as ref_mask
 
-    score, msgs = 0.0, []
+    c = Checks(out)
     mono, colour = _q3_cases(seed)
     for tag, cases, points in (("mono", mono, 1.0), ("colour", colour, 2.0)):
-        if f"{tag}_error" in out:
-            msgs.append(f"pixelcnn_mask ({tag}) raised {out[f'{tag}_error']}")
+        if c.raised(tag, f"pixelcnn_mask ({tag})"):
             continue
         got = out.get(tag)
         for i, case in enumerate(cases):
             want = ref_mask(*case).numpy()
             g = got[i] if isinstance(got, list) and len(got) == len(cases) else None
-            if isinstance(g, np.ndarray) and g.shape == want.shape and np.array_equal(g != 0, want != 0):
-                score += points / len(cases)
-            else:
-                msgs.append(f"pixelcnn_mask ({tag}, type '{case[0]}'): shape or entries differ from the reference")
-    err = _fit_error(out, "fit", "q3_fit")
-    if err:
-        return score, msgs + err
-    ok, why = _losses_ok(out, "fit")
-    score += 1.0 if ok else 0.0
-    msgs += [] if ok else [f"q3_fit: {why}"]
-    _, _, levels = _q3_data(seed)
-    if _levels_ok(out.get("fit_samples"), (Q3_SAMPLES, 8, 8, 1), levels, kinds="u") and \
-            out["fit_samples"].dtype == np.uint8:
-        score += 1.0
-    else:
-        msgs.append("q3_fit: samples must be an (n_samples, H, W, C) uint8 array with values in 0..levels-1")
-    return score, msgs
+            c.check(points / len(cases),
+                    isinstance(g, np.ndarray) and g.shape == want.shape and np.array_equal(g != 0, want != 0),
+                    f"pixelcnn_mask ({tag}, type '{case[0]}'): shape or entries differ from the reference")
+    if not c.raised("fit", "q3_fit", " in quick mode"):
+        c.check(1.0, losses_ok(out, "fit"), "q3_fit: {why}")
+        samples = out.get("fit_samples")
+        c.check(1.0, levels_ok(samples, (Q3_SAMPLES, 8, 8, 1), _digits(seed, 3)[2], kinds="u")
+                and samples.dtype == np.uint8,
+                "q3_fit: samples must be an (n_samples, H, W, C) uint8 array with values in 0..levels-1")
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 4
 
 
 def _q4_qkv(seed):
-    rng = _rng(seed, 4, 0)
+    rng = hidden_rng(seed, 4, 0)
     b, h, t, hs = 2, int(rng.integers(1, 4)), int(rng.integers(4, 10)), int(rng.integers(2, 9))
     return [rng.normal(0, 1.5, (b, h, t, hs)) for _ in range(3)]
 
@@ -349,44 +274,34 @@ def _causal_reference(q, k, v):
     return np.einsum("bhts,bhsd->bhtd", w / w.sum(-1, keepdims=True), v)
 
 
-def _q4_data(seed):
-    from deepul_helpers import data
-
-    rng = _rng(seed, 4, 1)
-    x = data.load("digits", "train")
-    idx = rng.permutation(len(x))
-    return x[idx[:512]], x[idx[512:768]], data.info("digits").levels
-
-
 Q4_GEN = (3, 12)  # n, length for the cache-vs-naive comparison
 
 
 def probe_q4(ns, seed):
     out = {}
     q, k, v = (torch.from_numpy(a) for a in _q4_qkv(seed))
-    attempt(out, "full", lambda: {"full": _arr(ns["causal_attention"](q, k, v))})
+    attempt(out, "full", lambda: {"full": array(ns["causal_attention"](q, k, v))})
 
     def steps():
         cache, outs, sizes = None, [], []
         for t in range(q.shape[2]):
             o, cache = ns["attention_step"](q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], cache)
-            outs.append(_arr(o))
+            outs.append(array(o))
             sizes.append([list(cache[0].shape), list(cache[1].shape)])
         return {"steps": np.concatenate(outs, axis=2), "cache_shapes": sizes}
 
     attempt(out, "step", steps)
-    train_x, test_x, levels = _q4_data(seed)
+    train_x, test_x, levels = _digits(seed, 4)
 
     def run():
-        torch.manual_seed(_fit_seed(seed))
-        tr, te, generate = ns["q4_fit"](train_x, test_x, levels, quick=True, seed=_fit_seed(seed), device="cpu")
-        res = {"fit_train": _arr(tr), "fit_test": _arr(te)}
-        res["fit_full"] = _arr(generate(2, 64, True))
+        tr, te, generate = quick_fit(ns["q4_fit"], train_x, test_x, levels, seed=seed)
+        res = fit_outputs("fit", (tr, te))
+        res["fit_full"] = array(generate(2, 64, True))
         n, length = Q4_GEN
         torch.manual_seed(seed % 7919)
-        res["fit_cached"] = _arr(generate(n, length, True))
+        res["fit_cached"] = array(generate(n, length, True))
         torch.manual_seed(seed % 7919)
-        res["fit_naive"] = _arr(generate(n, length, False))
+        res["fit_naive"] = array(generate(n, length, False))
         return res
 
     attempt(out, "fit", run)
@@ -394,43 +309,31 @@ def probe_q4(ns, seed):
 
 
 def judge_q4(out, seed):
-    score, msgs = 0.0, []
+    c = Checks(out)
     q, k, v = _q4_qkv(seed)
     want = _causal_reference(q, k, v)
-    if "full_error" in out:
-        msgs.append(f"causal_attention raised {out['full_error']}")
-    else:
-        ok, why = close(out, "full", want, atol=1e-6)
-        score += 1.0 if ok else 0.0
-        msgs += [] if ok else [f"causal_attention: {why} (position t attends to 0..t, itself included)"]
-    if "step_error" in out:
-        msgs.append(f"attention_step raised {out['step_error']}")
-    else:
+    if not c.raised("full", "causal_attention"):
+        c.check(1.0, close(out, "full", want, atol=1e-6),
+                "causal_attention: {why} (position t attends to 0..t, itself included)")
+    if not c.raised("step", "attention_step"):
         ok, why = close(out, "steps", want, atol=1e-6)
         b, h, t, hs = q.shape
-        sizes = out.get("cache_shapes")
-        want_sizes = [[[b, h, i + 1, hs]] * 2 for i in range(t)]
-        if ok and sizes != want_sizes:
+        if ok and out.get("cache_shapes") != [[[b, h, i + 1, hs]] * 2 for i in range(t)]:
             ok, why = False, "the returned cache must grow by one position per step: (B, H, t+1, hs)"
-        score += 1.0 if ok else 0.0
-        msgs += [] if ok else [f"attention_step: {why}"]
-    err = _fit_error(out, "fit", "q4_fit")
-    if err:
-        return score, msgs + err
-    _, _, levels = _q4_data(seed)
-    ok, why = _losses_ok(out, "fit")
-    if ok and not _levels_ok(out.get("fit_full"), (2, 64), levels):
+        c.check(1.0, (ok, why), "attention_step: {why}")
+    if c.raised("fit", "q4_fit", " in quick mode"):
+        return c.result()
+    levels = _digits(seed, 4)[2]
+    ok, why = losses_ok(out, "fit")
+    if ok and not levels_ok(out.get("fit_full"), (2, 64), levels):
         ok, why = False, "generate(n, length, use_cache) must return an (n, length) integer array in 0..levels-1"
-    score += 1.0 if ok else 0.0
-    msgs += [] if ok else [f"q4_fit: {why}"]
+    c.check(1.0, (ok, why), "q4_fit: {why}")
     n, length = Q4_GEN
     a, b = out.get("fit_cached"), out.get("fit_naive")
-    if _levels_ok(a, (n, length), levels) and _levels_ok(b, (n, length), levels) and np.mean(a == b) >= 0.95:
-        score += 1.0
-    else:
-        msgs.append("q4_fit: with the same torch seed, generate(..., use_cache=True) and use_cache=False must give "
-                    "the same tokens")
-    return score, msgs
+    c.check(1.0, levels_ok(a, (n, length), levels) and levels_ok(b, (n, length), levels) and np.mean(a == b) >= 0.95,
+            "q4_fit: with the same torch seed, generate(..., use_cache=True) and use_cache=False must give "
+            "the same tokens")
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 5
@@ -442,39 +345,27 @@ Q5_SAMPLES = 2
 def _q5_data(seed):
     from deepul_helpers import data
 
-    rng = _rng(seed, 5, 1)
     x_train, x_test = data.load(Q5_DATA, "train", seed=seed), data.load(Q5_DATA, "test", seed=seed)
-    pick = rng.permutation(len(x_train))[:512]
+    pick = hidden_rng(seed, 5, 1).permutation(len(x_train))[:512]
     return x_train[pick], x_test[:256], len(data.info(Q5_DATA).vocab)
 
 
 def probe_q5(ns, seed):
     out = {}
     train_x, test_x, vocab = _q5_data(seed)
-
-    def run():
-        torch.manual_seed(_fit_seed(seed))
-        tr, te, s = ns["q5_fit"](train_x, test_x, vocab, Q5_SAMPLES, quick=True, seed=_fit_seed(seed), device="cpu")
-        return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_samples": _arr(s)}
-
-    attempt(out, "fit", run)
+    attempt(out, "fit", lambda: fit_outputs(
+        "fit", quick_fit(ns["q5_fit"], train_x, test_x, vocab, Q5_SAMPLES, seed=seed), third="samples"))
     return out
 
 
 def judge_q5(out, seed):
-    err = _fit_error(out, "fit", "q5_fit")
-    if err:
-        return 0.0, err
-    score, msgs = 0.0, []
-    train_x, _, vocab = _q5_data(seed)
-    ok, why = _losses_ok(out, "fit")
-    score += 1.0 if ok else 0.0
-    msgs += [] if ok else [f"q5_fit: {why}"]
-    if _levels_ok(out.get("fit_samples"), (Q5_SAMPLES, train_x.shape[1]), vocab):
-        score += 1.0
-    else:
-        msgs.append("q5_fit: samples must be an (n_samples, T) integer array of ids in 0..vocab_size-1")
-    return score, msgs
+    c = Checks(out)
+    if not c.raised("fit", "q5_fit", " in quick mode"):
+        train_x, _, vocab = _q5_data(seed)
+        c.check(1.0, losses_ok(out, "fit"), "q5_fit: {why}")
+        c.check(1.0, levels_ok(out.get("fit_samples"), (Q5_SAMPLES, train_x.shape[1]), vocab),
+                "q5_fit: samples must be an (n_samples, T) integer array of ids in 0..vocab_size-1")
+    return c.result()
 
 
 QUESTIONS = [

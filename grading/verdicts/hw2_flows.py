@@ -23,30 +23,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepul_helpers.autograde.verdict import Question, attempt, close
+from deepul_helpers.autograde.verdict import (
+    Checks,
+    Question,
+    array,
+    attempt,
+    close,
+    fit_outputs,
+    fit_seed,
+    grid_mass,
+    hidden_rng,
+    losses_ok,
+    quick_fit,
+    shape_ok,
+)
 
 HIDDEN_SEED = 20261125
 FLOWS = "deepul_helpers.models.flows"
+F64 = np.float64
 
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def _rng(seed: int, question: int, part: int = 0) -> np.random.Generator:
-    return np.random.default_rng([int(seed) % 2**32, question, part])
-
-
-def _arr(value) -> np.ndarray:
-    """A student's tensor/array/number -> float64 numpy array (no gradients)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    return np.array(value, dtype=np.float64)
-
-
-
-
 def _fit_data(seed: int, question: int, n_train: int = 1000, n_test: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Hidden 2D training data: a ring of Gaussians with a hidden number of modes and radius."""
-    rng = _rng(seed, question, 9)
+    rng = hidden_rng(seed, question, 9)
     k, radius = int(rng.integers(3, 7)), float(rng.uniform(1.5, 2.5))
     centre = rng.uniform(-0.5, 0.5, size=2)
 
@@ -58,89 +59,58 @@ def _fit_data(seed: int, question: int, n_train: int = 1000, n_test: int = 256) 
     return draw(n_train), draw(n_test)
 
 
-GRID_EXTENT = 7.0  # the hidden 2D data lies well inside [-3.5, 3.5]^2
-GRID_N = 200
-
-
-def _grid_mass(log_prob_fn) -> float:
-    """Integral of exp(log_prob) over [-7, 7]^2 by the midpoint rule on a 200 x 200 grid."""
-    h = 2 * GRID_EXTENT / GRID_N
-    c = -GRID_EXTENT + h * (np.arange(GRID_N) + 0.5)
-    gx, gy = np.meshgrid(c, c)
-    pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32))
-    with torch.no_grad():
-        lp = torch.cat([log_prob_fn(chunk) for chunk in pts.split(5000)])
-    return float(np.exp(_arr(lp)).sum() * h * h)
-
-
 def _probe_fit(out: dict, tag: str, fit, seed: int, question: int) -> None:
     """Call a 2D fit function in quick mode on hidden data; record its losses, its own NLL on the
-    test data, and the grid mass of its density."""
+    test data, and the mass of its density on a grid covering the data."""
     train_x, test_x = _fit_data(seed, question)
 
     def run():
-        torch.manual_seed(seed % 1000)
-        tr, te, model = fit(train_x, test_x, quick=True, seed=seed % 1000, device="cpu")
-        res = {f"{tag}_train": _arr(tr), f"{tag}_test": _arr(te)}
+        tr, te, model = quick_fit(fit, train_x, test_x, seed=seed)
+        res = fit_outputs(tag, (tr, te), dtype=F64)
         if hasattr(model, "eval"):
             model.eval()
         with torch.no_grad():
-            res[f"{tag}_nll"] = float(-_arr(model.log_prob(torch.from_numpy(test_x))).mean() / 2)
-        res[f"{tag}_mass"] = _grid_mass(model.log_prob)
+            res[f"{tag}_nll"] = float(-array(model.log_prob(torch.from_numpy(test_x)), F64).mean() / 2)
+        res[f"{tag}_mass"] = grid_mass(model.log_prob)  # the hidden data lies well inside [-3.5, 3.5]^2
         if hasattr(model, "sample"):
             with torch.no_grad():
                 s = model.sample(50)
             res[f"{tag}_sample_dtype"] = str(s.dtype)
-            res[f"{tag}_sample"] = _arr(s)
+            res[f"{tag}_sample"] = array(s, F64)
         return res
 
     attempt(out, tag, run)
 
 
-def _judge_fit(out: dict, tag: str, name: str, points: float, samples: bool = False) -> tuple[float, list[str]]:
+def _judge_fit(c: Checks, tag: str, name: str, points: float, samples: bool = False) -> None:
     """Contract of a 2D fit: losses, reported loss = own NLL, density integrates to 1 (, samples)."""
-    if f"{tag}_error" in out:
-        return 0.0, [f"{name} raised {out[f'{tag}_error']} in quick mode"]
-    checks = 4 + int(samples)
-    each, score, msgs = points / checks, 0.0, []
+    if c.raised(tag, name, " in quick mode"):
+        return
+    out = c.out
+    each = points / (4 + int(samples))
     tr, te = out.get(f"{tag}_train"), out.get(f"{tag}_test")
     shaped = (isinstance(tr, np.ndarray) and isinstance(te, np.ndarray) and tr.ndim == 1 and te.ndim == 1
               and tr.size >= 1 and te.size >= 2)
-    if shaped and np.all(np.isfinite(tr)) and np.all(np.isfinite(te)):
-        score += each
-    else:
-        msgs.append(f"{name}: expected finite train losses per iteration and test losses before training and "
-                    "after each epoch")
+    c.check(each, losses_ok(out, tag, decreasing=False)[0], f"{name}: expected finite train losses per iteration "
+            "and test losses before training and after each epoch")
     nll = out.get(f"{tag}_nll")
-    if shaped and isinstance(nll, float) and abs(float(te[-1]) - nll) <= 1e-3 * max(1.0, abs(nll)):
-        score += each
-    else:
-        msgs.append(f"{name}: the final test loss is not the returned model's NLL per dimension on the test data")
-    if shaped and float(te[-1]) < float(te[0]):
-        score += each
-    else:
-        msgs.append(f"{name}: the test loss did not go down in quick mode")
+    c.check(each, shaped and isinstance(nll, float) and abs(float(te[-1]) - nll) <= 1e-3 * max(1.0, abs(nll)),
+            f"{name}: the final test loss is not the returned model's NLL per dimension on the test data")
+    c.check(each, shaped and float(te[-1]) < float(te[0]), f"{name}: the test loss did not go down in quick mode")
     mass = out.get(f"{tag}_mass")
-    if isinstance(mass, float) and 0.95 <= mass <= 1.02:
-        score += each
-    else:
-        shown = f"{mass:.3f}" if isinstance(mass, float) else "not computed"
-        msgs.append(f"{name}: the model's density does not integrate to 1 (got {shown}); check the log-determinants")
+    shown = f"{mass:.3f}" if isinstance(mass, float) else "not computed"
+    c.check(each, isinstance(mass, float) and 0.95 <= mass <= 1.02,
+            f"{name}: the model's density does not integrate to 1 (got {shown}); check the log-determinants")
     if samples:
-        s = out.get(f"{tag}_sample")
-        if (isinstance(s, np.ndarray) and s.shape == (50, 2) and np.all(np.isfinite(s))
-                and out.get(f"{tag}_sample_dtype") == "torch.float32"):
-            score += each
-        else:
-            msgs.append(f"{name}: sample(n) must return a finite float32 tensor (n, 2)")
-    return score, msgs
+        c.check(each, shape_ok(out.get(f"{tag}_sample"), (50, 2)) and out.get(f"{tag}_sample_dtype") == "torch.float32",
+                f"{name}: sample(n) must return a finite float32 tensor (n, 2)")
 
 
 # ----------------------------------------------------------------------------- question 1
 
 
 def _q1_mixture_inputs(seed):
-    rng = _rng(seed, 1, 0)
+    rng = hidden_rng(seed, 1, 0)
     b, k = 64, 5
     x = rng.normal(0, 2.0, b)
     logits, means = rng.normal(0, 1, (b, k)), rng.normal(0, 1.5, (b, k))
@@ -148,22 +118,25 @@ def _q1_mixture_inputs(seed):
     return [a.astype(np.float32) for a in (x, logits, means, log_scales)]
 
 
+def _jacobians(m, pts):
+    """(B, 2, 2): d forward(x)[0] / dx of a 2D flow at each point, by autograd."""
+    return array(torch.stack([torch.autograd.functional.jacobian(lambda p: m(p[None])[0][0], p) for p in pts]), F64)
+
+
 def probe_q1(ns, seed):
     out = {}
 
     def cdf():
-        args = [torch.from_numpy(a) for a in _q1_mixture_inputs(seed)]
-        z, ld = ns["mixture_cdf"](*args)
-        return {"cdf_z": _arr(z), "cdf_ld": _arr(ld)}
+        z, ld = ns["mixture_cdf"](*(torch.from_numpy(a) for a in _q1_mixture_inputs(seed)))
+        return {"cdf_z": array(z, F64), "cdf_ld": array(ld, F64)}
 
     def model():
-        torch.manual_seed(seed % 1000)
+        torch.manual_seed(fit_seed(seed))
         m = ns["AutoregressiveCDFFlow2D"]()
-        pts = torch.from_numpy(_rng(seed, 1, 1).normal(0, 1.5, (6, 2)).astype(np.float32))
+        pts = torch.from_numpy(hidden_rng(seed, 1, 1).normal(0, 1.5, (6, 2)).astype(np.float32))
         z, logdet = m(pts)
-        jac = [torch.autograd.functional.jacobian(lambda p: m(p[None])[0][0], p) for p in pts]
-        return {"m_z": _arr(z), "m_logdet": _arr(logdet), "m_jac": _arr(torch.stack(jac)),
-                "m_log_prob": _arr(m.log_prob(pts)), "m_loss": float(_arr(m.loss(pts)))}
+        return {"m_z": array(z, F64), "m_logdet": array(logdet, F64), "m_jac": _jacobians(m, pts),
+                "m_log_prob": array(m.log_prob(pts), F64), "m_loss": float(array(m.loss(pts), F64))}
 
     attempt(out, "cdf", cdf)
     attempt(out, "m", model)
@@ -175,60 +148,46 @@ def _reference_mixture_cdf(x, logits, means, log_scales):
     """z = F(x) and log F'(x) from the reference CDF flow (which returns logit F and its log-derivative)."""
     from deepul_helpers.models.flows.cdf import mixture_cdf_logit
 
-    t = lambda a: torch.from_numpy(a.astype(np.float64))
-    zl, ld = mixture_cdf_logit(t(x)[:, None], t(logits)[:, None], t(means)[:, None], t(log_scales)[:, None],
-                               kind="gaussian")
+    t = lambda a: torch.from_numpy(a.astype(np.float64))[:, None]  # noqa: E731
+    zl, ld = mixture_cdf_logit(t(x), t(logits), t(means), t(log_scales), kind="gaussian")
     zl, ld = zl[:, 0], ld[:, 0]
     log_f = ld + torch.nn.functional.logsigmoid(zl) + torch.nn.functional.logsigmoid(-zl)
     return torch.sigmoid(zl).numpy(), log_f.numpy()
 
 
 def judge_q1(out, seed):
-    score, msgs = 0.0, []
+    c = Checks(out)
     # (a) the mixture CDF, exactly: 1 point
-    if "cdf_error" in out:
-        msgs.append(f"mixture_cdf raised {out['cdf_error']}")
-    else:
+    if not c.raised("cdf", "mixture_cdf"):
         z, log_f = _reference_mixture_cdf(*_q1_mixture_inputs(seed))
         for key, exp, what in (("cdf_z", z, "z"), ("cdf_ld", log_f, "log_dz_dx")):
-            ok, why = close(out, key, exp, atol=2e-5)
-            score += 0.5 if ok else 0.0
-            msgs += [] if ok else [f"mixture_cdf: {what} {why}"]
+            c.check(0.5, close(out, key, exp, atol=2e-5), f"mixture_cdf: {what} {{why}}")
     # (b) the model's structure, by its own autograd Jacobian: 1 point
-    if "m_error" in out:
-        msgs.append(f"AutoregressiveCDFFlow2D raised {out['m_error']}")
-    else:
+    if not c.raised("m", "AutoregressiveCDFFlow2D"):
         z, jac, logdet = out.get("m_z"), out.get("m_jac"), out.get("m_logdet")
-        if isinstance(z, np.ndarray) and z.shape == (6, 2) and np.all((z > 0) & (z < 1)):
-            score += 0.25
-        else:
-            msgs.append("AutoregressiveCDFFlow2D: z must be (B, 2) with values in (0, 1)")
-        if isinstance(jac, np.ndarray) and jac.shape == (6, 2, 2) and np.all(jac[:, 0, 1] == 0):
-            score += 0.25
-        else:
-            msgs.append("AutoregressiveCDFFlow2D: z1 must depend on x1 only")
-        if (isinstance(jac, np.ndarray) and jac.shape == (6, 2, 2)
-                and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-4)[0]):
-            score += 0.25
-        else:
-            msgs.append("AutoregressiveCDFFlow2D: logdet is not log|det dz/dx|")
+        jac_ok = shape_ok(jac, (6, 2, 2), finite=False)
+        c.check(0.25, shape_ok(z, (6, 2), finite=False) and bool(np.all((z > 0) & (z < 1))),
+                "AutoregressiveCDFFlow2D: z must be (B, 2) with values in (0, 1)")
+        c.check(0.25, jac_ok and bool(np.all(jac[:, 0, 1] == 0)), "AutoregressiveCDFFlow2D: z1 must depend on x1 only")
+        c.check(0.25, jac_ok and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-4)[0],
+                "AutoregressiveCDFFlow2D: logdet is not log|det dz/dx|")
         lp_ok = isinstance(logdet, np.ndarray) and close(out, "m_log_prob", logdet, atol=1e-5)[0]
         loss = out.get("m_loss")
-        if lp_ok and isinstance(loss, float) and abs(loss + float(out["m_log_prob"].mean()) / 2) < 1e-5:
-            score += 0.25
-        else:
-            msgs.append("AutoregressiveCDFFlow2D: log_prob must be the logdet (uniform base) and loss the mean NLL / 2")
+        c.check(0.25, lp_ok and isinstance(loss, float) and abs(loss + float(out["m_log_prob"].mean()) / 2) < 1e-5,
+                "AutoregressiveCDFFlow2D: log_prob must be the logdet (uniform base) and loss the mean NLL / 2")
     # (c) the training function's contract: 1 point
-    s, m = _judge_fit(out, "fit", "q1_fit", 1.0)
-    return round(score + s, 6), msgs + m
+    _judge_fit(c, "fit", "q1_fit", 1.0)
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 2
 
+MASKS = ("[1, 0]", "[0, 1]")
+
 
 def _q2_net(seed: int, which: int) -> nn.Module:
     """The hidden conditioner the grader puts into the student's coupling layer."""
-    rng = _rng(seed, 2, 10 + which)
+    rng = hidden_rng(seed, 2, 10 + which)
     net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 4))
     with torch.no_grad():
         for p in net.parameters():
@@ -237,7 +196,7 @@ def _q2_net(seed: int, which: int) -> nn.Module:
 
 
 def _q2_coupling_inputs(seed: int, which: int):
-    rng = _rng(seed, 2, 20 + which)
+    rng = hidden_rng(seed, 2, 20 + which)
     mask = [1.0, 0.0] if which == 0 else [0.0, 1.0]
     scale = rng.uniform(0.3, 1.5, 2).astype(np.float32)
     x = rng.normal(0, 1.5, (32, 2)).astype(np.float32)
@@ -256,26 +215,25 @@ def probe_q2(ns, seed):
                 layer.scale.copy_(torch.from_numpy(scale).reshape(layer.scale.shape))
             fz, fld = layer(torch.from_numpy(x))
             ix, ild = layer.inverse(torch.from_numpy(z))
-            return {f"c{which}_fz": _arr(fz), f"c{which}_fld": _arr(fld), f"c{which}_ix": _arr(ix),
-                    f"c{which}_ild": _arr(ild)}
+            return {f"c{which}_{k}": array(v, F64) for k, v in (("fz", fz), ("fld", fld), ("ix", ix), ("ild", ild))}
 
         attempt(out, f"c{which}", coupling)
 
     def model():
-        rng = _rng(seed, 2, 30)
+        rng = hidden_rng(seed, 2, 30)
         loc, scale = rng.normal(0, 1, 2), rng.uniform(0.5, 2.0, 2)
-        torch.manual_seed(seed % 1000)
+        torch.manual_seed(fit_seed(seed))
         m = ns["RealNVP2D"](n_couplings=4, hidden=16, loc=tuple(loc), scale=tuple(scale))
         with torch.no_grad():  # a non-identity flow: perturb every parameter
             for p in m.parameters():
                 p.add_(torch.randn_like(p) * 0.3)
         x = torch.from_numpy((loc + scale * rng.normal(0, 1, (8, 2))).astype(np.float32))
         z, logdet = m(x)
-        jac = [torch.autograd.functional.jacobian(lambda p: m(p[None])[0][0], p) for p in x]
+        jac = _jacobians(m, x)
         with torch.no_grad():
             back = m.inverse(z)
-        return {"m_z": _arr(z), "m_logdet": _arr(logdet), "m_jac": _arr(torch.stack(jac)), "m_back": _arr(back),
-                "m_x": _arr(x), "m_log_prob": _arr(m.log_prob(x)), "m_loss": float(_arr(m.loss(x)))}
+        return {"m_z": array(z, F64), "m_logdet": array(logdet, F64), "m_jac": jac, "m_back": array(back, F64),
+                "m_x": array(x, F64), "m_log_prob": array(m.log_prob(x), F64), "m_loss": float(array(m.loss(x), F64))}
 
     attempt(out, "m", model)
     _probe_fit(out, "fit", ns["q2_fit"], seed, 2)
@@ -285,11 +243,10 @@ def probe_q2(ns, seed):
 def judge_q2(out, seed):
     from deepul_helpers.models.flows.coupling import AffineCoupling
 
-    score, msgs = 0.0, []
+    c = Checks(out)
     # (a) the coupling layer against the reference with the same conditioner: 1 point
     for which in (0, 1):
-        if f"c{which}_error" in out:
-            msgs.append(f"AffineCoupling2D (mask {['[1, 0]', '[0, 1]'][which]}) raised {out[f'c{which}_error']}")
+        if c.raised(f"c{which}", f"AffineCoupling2D (mask {MASKS[which]})"):
             continue
         mask, scale, x, z = _q2_coupling_inputs(seed, which)
         ref = AffineCoupling(torch.tensor([mask]), _q2_net(seed, which), 2)
@@ -299,38 +256,25 @@ def judge_q2(out, seed):
             ix, ild = ref.inverse(torch.from_numpy(z))
         for key, exp, what in (("fz", fz, "forward z"), ("fld", fld, "forward logdet"), ("ix", ix, "inverse x"),
                                ("ild", ild, "inverse logdet")):
-            ok, why = close(out, f"c{which}_{key}", exp.numpy(), atol=1e-4)
-            score += 0.125 if ok else 0.0
-            msgs += [] if ok else [f"AffineCoupling2D (mask {['[1, 0]', '[0, 1]'][which]}): {what} {why}"]
+            c.check(0.125, close(out, f"c{which}_{key}", exp.numpy(), atol=1e-4),
+                    f"AffineCoupling2D (mask {MASKS[which]}): {what} {{why}}")
     # (b) RealNVP2D: inverse, logdet vs autograd, log_prob and loss: 1 point
-    if "m_error" in out:
-        msgs.append(f"RealNVP2D raised {out['m_error']}")
-    else:
+    if not c.raised("m", "RealNVP2D"):
         jac, z, logdet = out.get("m_jac"), out.get("m_z"), out.get("m_logdet")
-        if close(out, "m_back", out.get("m_x"), atol=1e-4)[0]:
-            score += 0.25
-        else:
-            msgs.append("RealNVP2D: inverse(forward(x)) does not give x back")
-        if (isinstance(jac, np.ndarray) and jac.shape == (8, 2, 2)
-                and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-3)[0]):
-            score += 0.25
-        else:
-            msgs.append("RealNVP2D: logdet is not log|det dz/dx| (the standardisation counts too)")
-        if isinstance(z, np.ndarray) and z.shape == (8, 2) and isinstance(logdet, np.ndarray):
-            expected = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(1) + logdet
-            ok = close(out, "m_log_prob", expected, atol=1e-4)[0]
-        else:
-            ok = False
-        score += 0.25 if ok else 0.0
-        msgs += [] if ok else ["RealNVP2D: log_prob must be log N(z; 0, I) + logdet"]
+        c.check(0.25, close(out, "m_back", out.get("m_x"), atol=1e-4)[0],
+                "RealNVP2D: inverse(forward(x)) does not give x back")
+        c.check(0.25, shape_ok(jac, (8, 2, 2), finite=False)
+                and close(out, "m_logdet", np.log(np.abs(np.linalg.det(jac))), atol=1e-3)[0],
+                "RealNVP2D: logdet is not log|det dz/dx| (the standardisation counts too)")
+        ok = shape_ok(z, (8, 2), finite=False) and isinstance(logdet, np.ndarray)
+        ok = ok and close(out, "m_log_prob", (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(1) + logdet, atol=1e-4)[0]
+        c.check(0.25, ok, "RealNVP2D: log_prob must be log N(z; 0, I) + logdet")
         loss, lp = out.get("m_loss"), out.get("m_log_prob")
-        if isinstance(loss, float) and isinstance(lp, np.ndarray) and abs(loss + float(lp.mean()) / 2) < 1e-4:
-            score += 0.25
-        else:
-            msgs.append("RealNVP2D: loss must be the mean NLL per dimension")
+        ok = isinstance(loss, float) and isinstance(lp, np.ndarray) and abs(loss + float(lp.mean()) / 2) < 1e-4
+        c.check(0.25, ok, "RealNVP2D: loss must be the mean NLL per dimension")
     # (c) the training function's contract, samples included: 1 point
-    s, m = _judge_fit(out, "fit", "q2_fit", 1.0, samples=True)
-    return round(score + s, 6), msgs + m
+    _judge_fit(c, "fit", "q2_fit", 1.0, samples=True)
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 3
@@ -339,7 +283,7 @@ Q3_NORM_SHAPE, Q3_NORM_LEVELS, Q3_NORM_DRAWS = (2, 2, 1), 2, 256
 
 
 def _q3_inputs(seed):
-    rng = _rng(seed, 3, 0)
+    rng = hidden_rng(seed, 3, 0)
     alpha = float(rng.uniform(0.01, 0.2))
     y = rng.uniform(0, 1, (16, 3, 2, 2)).astype(np.float32)
     log_p_y = rng.normal(-40.0, 15.0, 24)
@@ -352,7 +296,7 @@ def _q3_images(seed):
     from deepul_helpers import data
 
     x = data.load("digits", "train")
-    idx = _rng(seed, 3, 1).permutation(len(x))
+    idx = hidden_rng(seed, 3, 1).permutation(len(x))
     return x[idx[:256]], x[idx[256:320]], data.info("digits").levels
 
 
@@ -362,7 +306,7 @@ def probe_q3(ns, seed):
 
     def logit():
         s, ld = ns["logit_transform"](torch.from_numpy(y), alpha)
-        return {"logit_s": _arr(s), "logit_ld": _arr(ld)}
+        return {"logit_s": array(s, F64), "logit_ld": array(ld, F64)}
 
     def bpd():
         f = ns["dequantized_bits_per_dim"]
@@ -370,33 +314,31 @@ def probe_q3(ns, seed):
                 "bpd_torch": f(torch.from_numpy(log_p_y[:8].astype(np.float32)), dim, levels)}
 
     def model():
-        h, w, c = Q3_NORM_SHAPE
-        torch.manual_seed(seed % 1000)
+        h, w, ch = Q3_NORM_SHAPE
+        torch.manual_seed(fit_seed(seed))
         m = ns["DequantizedRealNVP"](Q3_NORM_SHAPE, Q3_NORM_LEVELS)
         m.eval()
-        d = h * w * c
+        d = h * w * ch
         codes = np.array([[(i >> j) & 1 for j in range(d)] for i in range(Q3_NORM_LEVELS**d)], dtype=np.uint8)
-        x = torch.from_numpy(codes.reshape(-1, h, w, c)).repeat(Q3_NORM_DRAWS, 1, 1, 1)  # (draws * 16, 2, 2, 1)
+        x = torch.from_numpy(codes.reshape(-1, h, w, ch)).repeat(Q3_NORM_DRAWS, 1, 1, 1)  # (draws * 16, 2, 2, 1)
         with torch.no_grad():
-            lp = m.log_prob(x)
-            lp2 = m.log_prob(x)
+            lp, lp2 = array(m.log_prob(x), F64), array(m.log_prob(x), F64)
             torch.manual_seed(1)
-            loss = float(_arr(m.loss(x)))
+            loss = float(array(m.loss(x), F64))
             s = m.sample(20)
-        probs = np.exp(_arr(lp)).reshape(Q3_NORM_DRAWS, -1).mean(0)
-        return {"m_lp_shape": list(lp.shape), "m_mass": float(probs.sum()), "m_noise": bool(not np.array_equal(
-            _arr(lp), _arr(lp2))), "m_loss": loss, "m_mean_nll": float(-_arr(lp2).mean() / d),
-            "m_sample": _arr(s), "m_sample_dtype": str(s.dtype)}
+        probs = np.exp(lp).reshape(Q3_NORM_DRAWS, -1).mean(0)
+        return {"m_lp_shape": list(lp.shape), "m_mass": float(probs.sum()), "m_noise": not np.array_equal(lp, lp2),
+                "m_loss": loss, "m_mean_nll": float(-lp2.mean() / d), "m_sample": array(s, F64),
+                "m_sample_dtype": str(s.dtype)}
 
     def fit():
         tr_x, te_x, lev = _q3_images(seed)
-        torch.manual_seed(seed % 1000)
-        tr, te, model = ns["q3_fit"](tr_x, te_x, lev, quick=True, seed=seed % 1000, device="cpu")
+        tr, te, model = quick_fit(ns["q3_fit"], tr_x, te_x, lev, seed=seed)
         model.eval()
         with torch.no_grad():
-            again = float(np.mean([_arr(model.loss(torch.from_numpy(te_x))) for _ in range(4)]))
+            again = float(np.mean([array(model.loss(torch.from_numpy(te_x)), F64) for _ in range(4)]))
             s = model.sample(8)
-        return {"fit_train": _arr(tr), "fit_test": _arr(te), "fit_again": again, "fit_sample": _arr(s),
+        return {**fit_outputs("fit", (tr, te), dtype=F64), "fit_again": again, "fit_sample": array(s, F64),
                 "fit_sample_dtype": str(s.dtype)}
 
     attempt(out, "logit", logit)
@@ -410,83 +352,56 @@ def judge_q3(out, seed):
     from deepul_helpers import metrics
     from deepul_helpers.models.flows.bijectors import Logit
 
-    score, msgs = 0.0, []
+    c = Checks(out)
     alpha, y, log_p_y, dim, levels = _q3_inputs(seed)
     # (a) the logit step against the reference bijector: 0.75
-    if "logit_error" in out:
-        msgs.append(f"logit_transform raised {out['logit_error']}")
-    else:
+    if not c.raised("logit", "logit_transform"):
         s, ld = Logit(alpha).forward(torch.from_numpy(y.astype(np.float64)))
         for key, exp, what, pts in (("logit_s", s, "s", 0.25), ("logit_ld", ld, "logdet", 0.5)):
-            ok, why = close(out, key, exp.numpy(), atol=1e-4)
-            score += pts if ok else 0.0
-            msgs += [] if ok else [f"logit_transform: {what} {why}"]
+            c.check(pts, close(out, key, exp.numpy(), atol=1e-4), f"logit_transform: {what} {{why}}")
     # (b) bits/dim of the discrete bound, from metrics: 0.75
-    if "bpd_error" in out:
-        msgs.append(f"dequantized_bits_per_dim raised {out['bpd_error']}")
-    else:
+    if not c.raised("bpd", "dequantized_bits_per_dim"):
         def expected(lp):
             return float(metrics.bits_per_dim(metrics.discrete_nll_bound(-np.mean(lp) / dim, 1.0 / levels)))
 
-        ok_np = isinstance(out.get("bpd_np"), float) and abs(out["bpd_np"] - expected(log_p_y)) < 1e-6
         lp32 = log_p_y[:8].astype(np.float32).astype(np.float64)
-        ok_t = isinstance(out.get("bpd_torch"), float) and abs(out["bpd_torch"] - expected(lp32)) < 1e-4
-        score += 0.5 * ok_np + 0.25 * ok_t
-        if not ok_np:
-            msgs.append("dequantized_bits_per_dim: wrong value (the 1/levels scaling and the nats->bits "
-                        "conversion both count) or not a python float")
-        if not ok_t:
-            msgs.append("dequantized_bits_per_dim: must also accept a torch tensor and return a python float")
+        c.check(0.5, isinstance(out.get("bpd_np"), float) and abs(out["bpd_np"] - expected(log_p_y)) < 1e-6,
+                "dequantized_bits_per_dim: wrong value (the 1/levels scaling and the nats->bits conversion both "
+                "count) or not a python float")
+        c.check(0.25, isinstance(out.get("bpd_torch"), float) and abs(out["bpd_torch"] - expected(lp32)) < 1e-4,
+                "dequantized_bits_per_dim: must also accept a torch tensor and return a python float")
     # (c) the model: probabilities implied by log_prob sum to ~1, fresh noise, loss, samples: 1.5
-    if "m_error" in out:
-        msgs.append(f"DequantizedRealNVP raised {out['m_error']}")
-    else:
+    if not c.raised("m", "DequantizedRealNVP"):
         n_codes = Q3_NORM_LEVELS ** math.prod(Q3_NORM_SHAPE)
         mass = out.get("m_mass")
-        if out.get("m_lp_shape") == [n_codes * Q3_NORM_DRAWS] and isinstance(mass, float) and 0.8 <= mass <= 1.03:
-            score += 0.75
-        else:
-            shown = f"{mass:.3f}" if isinstance(mass, float) else "not computed"
-            msgs.append("DequantizedRealNVP: the probabilities E_u[exp(log_prob(x))] summed over every image of a "
-                        f"tiny shape must be at most 1 and close to it (got {shown}); count the logit step, the "
-                        "1/levels scaling and every log-determinant")
-        if out.get("m_noise") is True:
-            score += 0.25
-        else:
-            msgs.append("DequantizedRealNVP: log_prob must draw fresh dequantization noise at each call")
+        shown = f"{mass:.3f}" if isinstance(mass, float) else "not computed"
+        c.check(0.75, out.get("m_lp_shape") == [n_codes * Q3_NORM_DRAWS] and isinstance(mass, float)
+                and 0.8 <= mass <= 1.03,
+                "DequantizedRealNVP: the probabilities E_u[exp(log_prob(x))] summed over every image of a tiny shape "
+                f"must be at most 1 and close to it (got {shown}); count the logit step, the 1/levels scaling and "
+                "every log-determinant")
+        c.check(0.25, out.get("m_noise") is True,
+                "DequantizedRealNVP: log_prob must draw fresh dequantization noise at each call")
         loss, mean_nll = out.get("m_loss"), out.get("m_mean_nll")
-        if isinstance(loss, float) and isinstance(mean_nll, float) and abs(loss - mean_nll) < 0.05:
-            score += 0.25
-        else:
-            msgs.append("DequantizedRealNVP: loss must be -mean(log_prob) / D in nats/dim")
+        c.check(0.25, isinstance(loss, float) and isinstance(mean_nll, float) and abs(loss - mean_nll) < 0.05,
+                "DequantizedRealNVP: loss must be -mean(log_prob) / D in nats/dim")
         s = out.get("m_sample")
-        if (isinstance(s, np.ndarray) and s.shape == (20, *Q3_NORM_SHAPE) and out.get("m_sample_dtype") ==
-                "torch.uint8" and s.min() >= 0 and s.max() < Q3_NORM_LEVELS):
-            score += 0.25
-        else:
-            msgs.append("DequantizedRealNVP: sample(n) must return a uint8 tensor (n, H, W, C) with values "
-                        "in 0..levels-1")
+        c.check(0.25, shape_ok(s, (20, *Q3_NORM_SHAPE), finite=False) and out.get("m_sample_dtype") == "torch.uint8"
+                and s.min() >= 0 and s.max() < Q3_NORM_LEVELS,
+                "DequantizedRealNVP: sample(n) must return a uint8 tensor (n, H, W, C) with values in 0..levels-1")
     # (d) the training function: 1 point
-    if "fit_error" in out:
-        msgs.append(f"q3_fit raised {out['fit_error']} in quick mode")
-    else:
-        tr, te, again = out.get("fit_train"), out.get("fit_test"), out.get("fit_again")
-        shaped = (isinstance(tr, np.ndarray) and isinstance(te, np.ndarray) and tr.ndim == 1 and te.ndim == 1
-                  and tr.size >= 1 and te.size >= 2 and np.all(np.isfinite(tr)) and np.all(np.isfinite(te)))
-        score += 0.25 if shaped else 0.0
-        msgs += [] if shaped else ["q3_fit: expected finite train losses per iteration and test losses per epoch"]
-        ok = shaped and isinstance(again, float) and abs(float(te[-1]) - again) < 0.1
-        score += 0.25 if ok else 0.0
-        msgs += [] if ok else ["q3_fit: the final test loss is not the returned model's loss on the test data"]
-        ok = shaped and 0 < float(te[-1]) < float(te[0])
-        score += 0.25 if ok else 0.0
-        msgs += [] if ok else ["q3_fit: the test loss must be a positive bound on a discrete NLL and go down"]
+    if not c.raised("fit", "q3_fit", " in quick mode"):
+        te, again = out.get("fit_test"), out.get("fit_again")
+        shaped = losses_ok(out, "fit", decreasing=False)[0]
+        c.check(0.25, shaped, "q3_fit: expected finite train losses per iteration and test losses per epoch")
+        c.check(0.25, shaped and isinstance(again, float) and abs(float(te[-1]) - again) < 0.1,
+                "q3_fit: the final test loss is not the returned model's loss on the test data")
+        c.check(0.25, shaped and 0 < float(te[-1]) < float(te[0]),
+                "q3_fit: the test loss must be a positive bound on a discrete NLL and go down")
         s = out.get("fit_sample")
-        ok = (isinstance(s, np.ndarray) and s.shape == (8, 8, 8, 1) and out.get("fit_sample_dtype") == "torch.uint8"
-              and s.min() >= 0 and s.max() < 17)
-        score += 0.25 if ok else 0.0
-        msgs += [] if ok else ["q3_fit: the model's samples must be uint8 (n, 8, 8, 1) in 0..16"]
-    return round(score, 6), msgs
+        c.check(0.25, shape_ok(s, (8, 8, 8, 1), finite=False) and out.get("fit_sample_dtype") == "torch.uint8"
+                and s.min() >= 0 and s.max() < 17, "q3_fit: the model's samples must be uint8 (n, 8, 8, 1) in 0..16")
+    return c.result()
 
 
 # ----------------------------------------------------------------------------- question 4
@@ -496,14 +411,33 @@ Q4_KEYS = ("maf_log_prob_s", "maf_sample_s", "iaf_log_prob_s", "iaf_sample_s", "
            "density_speedup")
 
 
-def _q4_inputs(seed):
-    from deepul_helpers.homework.hw2 import make_conditioner
+def _q4_conditioner(seed: int, dim: int, part: int):
+    """A hidden autoregressive conditioner v (B, D) -> (mu, log_scale): a MADE with one tanh hidden layer
+    (``made_degrees``/``made_masks`` in the natural order) and random weights; output i sees v_<i only."""
+    from deepul_helpers.models.autoregressive.made import made_degrees, made_masks
 
-    rng = _rng(seed, 4, 0)
-    cond = make_conditioner(Q4_DIM, seed=int(rng.integers(0, 2**31)))
+    rng = hidden_rng(seed, 4, part)
+    m1, m2 = made_masks(made_degrees(np.arange(dim), [4 * dim]))  # (H, D), (D, H)
+
+    def weights(shape, sd):
+        return torch.from_numpy(rng.normal(0, sd, shape).astype(np.float32))
+
+    w1, b1 = weights(m1.shape, 1 / math.sqrt(dim)) * m1, weights(m1.shape[:1], 0.5)
+    wm, ws = (weights(m2.shape, 1 / math.sqrt(m2.shape[1])) * m2 for _ in range(2))
+    bm, bs = weights((dim,), 0.5), weights((dim,), 0.5)
+
+    def conditioner(v):
+        h = torch.tanh(v @ w1.T + b1)  # (B, H)
+        return h @ wm.T + bm, 0.5 * torch.tanh(h @ ws.T + bs)  # (B, D) each; log-scale in (-0.5, 0.5)
+
+    return conditioner
+
+
+def _q4_inputs(seed):
+    rng = hidden_rng(seed, 4, 0)
     x = rng.normal(0, 1.5, (16, Q4_DIM)).astype(np.float32)
     z = rng.normal(0, 1.0, (16, Q4_DIM)).astype(np.float32)
-    return cond, x, z
+    return _q4_conditioner(seed, Q4_DIM, 1), x, z
 
 
 class _Counting:
@@ -516,8 +450,6 @@ class _Counting:
 
 
 def probe_q4(ns, seed):
-    from deepul_helpers.homework.hw2 import make_conditioner
-
     out = {}
     cond, x, z = _q4_inputs(seed)
     for name, arg in (("maf_log_prob", x), ("maf_sample", z), ("iaf_sample", z), ("iaf_log_prob", x)):
@@ -525,20 +457,17 @@ def probe_q4(ns, seed):
             counter = _Counting(cond)
             with torch.no_grad():
                 res = ns[name](torch.from_numpy(arg), counter)
-            return {f"{name}_out": _arr(res), f"{name}_calls": int(counter.calls)}
+            return {f"{name}_out": array(res, F64), f"{name}_calls": int(counter.calls)}
 
         attempt(out, name, call)
 
     def timings():
         # one thread and the best of 10 runs: the direction must not depend on what else the grading
         # machine is doing (D = 32 sequential passes against one is a ~30x difference when undisturbed)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            t = ns["q4_timings"](make_conditioner(Q4_TIMING_DIM, seed=seed % 1000), Q4_TIMING_DIM, n=256,
-                                 repeats=10)
-        finally:
-            torch.set_num_threads(threads)
+        from deepul_helpers.timing import torch_threads
+
+        with torch_threads(1):
+            t = ns["q4_timings"](_q4_conditioner(seed, Q4_TIMING_DIM, 2), Q4_TIMING_DIM, n=256, repeats=10)
         return {f"t_{k}": float(t[k]) if isinstance(t[k], (int, float)) else str(type(t[k]).__name__)
                 for k in Q4_KEYS}
 
@@ -555,11 +484,9 @@ def judge_q4(out, seed):
     from deepul_helpers.models.flows.autoregressive import IAFLayer, MAFLayer
     from deepul_helpers.models.flows.flow import base_log_prob
 
-    score, msgs = 0.0, []
+    c = Checks(out)
     cond, x, z = _q4_inputs(seed)
-    maf, iaf = MAFLayer(Q4_DIM), IAFLayer(Q4_DIM)
-    # the reference algorithms, run with the hidden conditioner (an instance attribute wins over the method)
-    maf.__dict__["_params"] = iaf.__dict__["_params"] = cond
+    maf, iaf = MAFLayer(Q4_DIM, conditioner=cond), IAFLayer(Q4_DIM, conditioner=cond)  # the reference algorithms
     with torch.no_grad():
         zx, ld = maf.forward(torch.from_numpy(x))
         zi, ldi = iaf.forward(torch.from_numpy(x))
@@ -572,41 +499,31 @@ def judge_q4(out, seed):
     # (a) each algorithm against the reference (0.25 each) and its number of conditioner calls (0.25 in all)
     calls_ok = True
     for name, (value, calls) in expected.items():
-        if f"{name}_error" in out:
-            msgs.append(f"{name} raised {out[f'{name}_error']}")
+        if c.raised(name, name):
             calls_ok = False
             continue
-        ok, why = close(out, f"{name}_out", value.numpy(), atol=1e-4)
-        score += 0.25 if ok else 0.0
-        msgs += [] if ok else [f"{name}: {why}"]
+        c.check(0.25, close(out, f"{name}_out", value.numpy(), atol=1e-4), f"{name}: {{why}}")
         if out.get(f"{name}_calls") != calls:
             calls_ok = False
-            msgs.append(f"{name}: called the conditioner {out.get(f'{name}_calls')} times for D = {Q4_DIM}; "
-                        f"the algorithm needs {'one call' if calls == 1 else 'D calls'}")
-    score += 0.25 if calls_ok else 0.0
+            c.fail(f"{name}: called the conditioner {out.get(f'{name}_calls')} times for D = {Q4_DIM}; "
+                   f"the algorithm needs {'one call' if calls == 1 else 'D calls'}")
+    c.check(0.25, calls_ok, "")  # each wrong count has its message above
     # (b) timings: consistent with their own timings (0.25) and in the right direction (0.25)
-    if "t_error" in out:
-        msgs.append(f"q4_timings raised {out['t_error']}")
-    else:
+    if not c.raised("t", "q4_timings"):
         t = {k: out.get(f"t_{k}") for k in Q4_KEYS}
         if all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in t.values()):
-            consistent = (math.isclose(t["sampling_speedup"], t["maf_sample_s"] / t["iaf_sample_s"], rel_tol=1e-6)
-                          and math.isclose(t["density_speedup"], t["iaf_log_prob_s"] / t["maf_log_prob_s"],
-                                           rel_tol=1e-6))
-            score += 0.25 if consistent else 0.0
-            msgs += [] if consistent else ["q4_timings: the speedups must be the ratios of the returned times"]
-            direction = t["sampling_speedup"] > 1 and t["density_speedup"] > 1
-            score += 0.25 if direction else 0.0
-            msgs += [] if direction else [f"q4_timings: with D = {Q4_TIMING_DIM}, IAF must sample faster than MAF "
-                                          "and MAF evaluate densities faster than IAF"]
+            c.check(0.25, math.isclose(t["sampling_speedup"], t["maf_sample_s"] / t["iaf_sample_s"], rel_tol=1e-6)
+                    and math.isclose(t["density_speedup"], t["iaf_log_prob_s"] / t["maf_log_prob_s"], rel_tol=1e-6),
+                    "q4_timings: the speedups must be the ratios of the returned times")
+            c.check(0.25, t["sampling_speedup"] > 1 and t["density_speedup"] > 1,
+                    f"q4_timings: with D = {Q4_TIMING_DIM}, IAF must sample faster than MAF and MAF evaluate "
+                    "densities faster than IAF")
         else:
-            msgs.append("q4_timings: every value must be a positive finite python float")
+            c.fail("q4_timings: every value must be a positive finite python float")
     # (c) the answers: 0.25
-    if out.get("a_fit_to_data") == "maf" and out.get("a_fast_sampling") == "iaf":
-        score += 0.25
-    else:
-        msgs.append("q4_answers: not both answers are right")
-    return round(score, 6), msgs
+    c.check(0.25, out.get("a_fit_to_data") == "maf" and out.get("a_fast_sampling") == "iaf",
+            "q4_answers: not both answers are right")
+    return c.result()
 
 
 QUESTIONS = [

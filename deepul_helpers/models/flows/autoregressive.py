@@ -1,4 +1,4 @@
-"""Autoregressive flows, with MADE-style masked layers as the conditioner.
+"""Autoregressive flows, with a MADE (``models/autoregressive/made.py``) as the conditioner.
 
 MAF (masked autoregressive flow), data -> base:   z_i = (x_i - mu_i(x_<i)) * exp(-s_i(x_<i))
     density: one network pass (all x known);  sampling: D passes (x_i needs x_<i first).
@@ -11,41 +11,42 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+
+from deepul_helpers.models.autoregressive import made
 
 from .bijectors import Bijector, FlowSequence, Reshape, Reverse
 from .flow import Flow
 from .glow import ActNorm
 
 
-class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (out_features, in_features)."""
+class MaskedLinear(made.MaskedLinear):
+    """MADE's masked linear layer with its 0/1 mask (out_features, in_features) kept as a buffer."""
 
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor):
         super().__init__(in_features, out_features)
         self.register_buffer("mask", mask.float())
 
     def forward(self, x):
-        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+        return super().forward(x, self.mask)
 
 
 class MADEConditioner(nn.Module):
-    """x (B, D) -> (shift, raw log-scale), each (B, D), where output i depends on x_<i only.
-    Degrees: input i has degree i+1; hidden units degrees in 1..D-1; a hidden unit sees inputs
-    of degree <= its own, output i (degree i+1) sees hidden units of degree < i+1."""
+    """x (B, D) -> (shift, raw log-scale), each (B, D), where output i depends on x_<i only: a MADE
+    (``made_degrees`` in the natural order, ``made_masks``) with two outputs per dimension."""
 
     def __init__(self, dim: int, hidden: int = 64, n_hidden_layers: int = 2):
         super().__init__()
         self.dim = dim
-        deg_in = torch.arange(1, dim + 1)
-        layers, prev = [], deg_in
-        for _ in range(n_hidden_layers):
-            deg = torch.arange(hidden) % max(dim - 1, 1) + 1
-            layers += [MaskedLinear(len(prev), hidden, deg[:, None] >= prev[None, :]), nn.ReLU()]
-            prev = deg
-        out_deg = deg_in.repeat(2)  # shift and log-scale for each dimension
-        last = MaskedLinear(len(prev), 2 * dim, out_deg[:, None] > prev[None, :])
+        degrees = made.made_degrees(np.arange(dim), [hidden] * n_hidden_layers)
+        *hidden_masks, out_mask = made.made_masks(degrees)
+        layers, n_in = [], dim
+        for mask in hidden_masks:
+            layers += [MaskedLinear(n_in, len(mask), mask), nn.ReLU()]
+            n_in = len(mask)
+        last = MaskedLinear(n_in, 2 * dim, torch.cat([out_mask, out_mask]))  # shifts, then log-scales
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers, last)
@@ -56,27 +57,36 @@ class MADEConditioner(nn.Module):
 
 
 class _AutoregressiveAffine(Bijector):
-    def __init__(self, dim: int, hidden: int = 64, n_hidden_layers: int = 2):
-        super().__init__()
-        self.made = MADEConditioner(dim, hidden, n_hidden_layers)
-        self.scale = nn.Parameter(torch.ones(1, dim))
+    """An affine autoregressive layer. ``conditioner``: any callable ``v (B, D) -> (shift, log_scale)``,
+    each (B, D), with output i depending on v_<i only; None: a trained ``MADEConditioner`` whose
+    log-scale is bounded by ``scale * tanh``."""
 
-    def _params(self, v):
+    def __init__(self, dim: int, hidden: int = 64, n_hidden_layers: int = 2, conditioner=None):
+        super().__init__()
+        if conditioner is None:
+            self.made = MADEConditioner(dim, hidden, n_hidden_layers)
+            self.scale = nn.Parameter(torch.ones(1, dim))
+        self.conditioner = conditioner
+
+    def params(self, v):
+        """(shift, log_scale), each (B, D), of the affine map at v (B, D): one conditioner call."""
+        if self.conditioner is not None:
+            return self.conditioner(v)
         shift, raw = self.made(v)
         return shift, self.scale * torch.tanh(raw)  # bounded log-scale
 
     def _one_pass_to_z(self, x):
-        shift, log_s = self._params(x)
+        shift, log_s = self.params(x)
         return (x - shift) * torch.exp(-log_s), -log_s.sum(dim=1)
 
     def _one_pass_to_x(self, z):
-        shift, log_s = self._params(z)
+        shift, log_s = self.params(z)
         return z * torch.exp(log_s) + shift, log_s.sum(dim=1)
 
     def _sequential_to_x(self, z):  # MAF's inverse: D passes, x_i from x_<i
         x = torch.zeros_like(z)
         for i in range(z.shape[1]):
-            shift, log_s = self._params(x)
+            shift, log_s = self.params(x)
             x = x.clone()
             x[:, i] = z[:, i] * torch.exp(log_s[:, i]) + shift[:, i]
         return x, log_s.sum(dim=1)
@@ -84,14 +94,15 @@ class _AutoregressiveAffine(Bijector):
     def _sequential_to_z(self, x):  # IAF's forward: D passes, z_i from z_<i
         z = torch.zeros_like(x)
         for i in range(x.shape[1]):
-            shift, log_s = self._params(z)
+            shift, log_s = self.params(z)
             z = z.clone()
             z[:, i] = (x[:, i] - shift[:, i]) * torch.exp(-log_s[:, i])
         return z, -log_s.sum(dim=1)
 
 
 class MAFLayer(_AutoregressiveAffine):
-    """One MAF layer on vectors (B, D): ``forward`` (density) one pass, ``inverse`` (sampling) D passes."""
+    """One MAF layer on vectors (B, D): ``forward`` (density) one pass, ``inverse`` (sampling) D passes.
+    ``MAFLayer(dim, conditioner=c)`` runs the algorithm with a given conditioner (see ``params``)."""
 
     def forward(self, x):
         return self._one_pass_to_z(x)
@@ -101,7 +112,8 @@ class MAFLayer(_AutoregressiveAffine):
 
 
 class IAFLayer(_AutoregressiveAffine):
-    """One IAF layer on vectors (B, D): ``inverse`` (sampling) one pass, ``forward`` (density) D passes."""
+    """One IAF layer on vectors (B, D): ``inverse`` (sampling) one pass, ``forward`` (density) D passes.
+    ``IAFLayer(dim, conditioner=c)`` runs the algorithm with a given conditioner (see ``params``)."""
 
     def forward(self, x):
         return self._sequential_to_z(x)
