@@ -69,7 +69,9 @@ c.ClearMarkScheme.enforce_metadata = True
 c.LockCells.lock_grade_cells = True
 c.LockCells.lock_readonly_cells = True
 
-# --- execution (nbgrader's own autograde and validate; deepul's grader uses the same limits)
+# --- execution (nbgrader's own autograde and validate). deepul's one notebook executor
+# (deepul_helpers.notebook.run) is nbgrader's Execute preprocessor with these settings; its
+# limits come from the deepul commands' flags, with defaults under c.Deepul below.
 c.Execute.timeout = 300  # seconds per cell (quick mode: a question trains for seconds)
 c.Execute.interrupt_on_timeout = True
 c.Execute.allow_errors = True

@@ -27,7 +27,8 @@ from deepul_helpers.autograde import cells as nbcells
 from deepul_helpers.autograde import course, isolation, sandbox
 from deepul_helpers.autograde.collect import Submission, collect
 from deepul_helpers.autograde.grades_csv import previous_rows, write_csv
-from deepul_helpers.autograde.pipeline import Context, StudentResult, grade_submission
+from deepul_helpers.autograde.pipeline import grade_submission
+from deepul_helpers.autograde.student import Context, StudentResult
 
 
 class GradingSetupError(course.CourseError):

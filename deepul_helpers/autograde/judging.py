@@ -11,24 +11,9 @@ from __future__ import annotations
 import math
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from deepul_helpers.autograde import audit, cells, transport
-
-if TYPE_CHECKING:
-    from deepul_helpers.autograde.pipeline import Grading
-
-
-def read_json(path: Path, cap: int = 1 << 20):
-    import json
-
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > cap:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
+from deepul_helpers.autograde.student import Grading
 
 
 def forbidden_hit(q, code: cells.StudentCode, events: list[audit.Event], tampered: bool) -> str | None:
@@ -96,7 +81,7 @@ def question_result(q, st, probe_dir: Path, seed: int, log: list[str]) -> tuple[
         return 0.0, ["your code crashed the process" + (f" ({sig[:20]})" if sig else "")
                      + "; a memory limit or os._exit/sys.exit can cause this"]
     if status == "error":
-        err = read_json(probe_dir / f"{q.grade_id}.error.json") or {}
+        err = transport.read_json(probe_dir / f"{q.grade_id}.error.json") or {}
         name = err.get("error") if isinstance(err.get("error"), str) else "Exception"
         if name == "BadOutput":
             log.append(f"{q.grade_id}: probe output rejected: {err.get('detail')}")

@@ -12,31 +12,16 @@ Each is a stage of ``pipeline.STAGES``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nbformat
 
 from deepul_helpers.autograde import audit, cells, isolation, sandbox
-from deepul_helpers.autograde.judging import read_json
-
-if TYPE_CHECKING:
-    from deepul_helpers.autograde.pipeline import Grading
+from deepul_helpers.autograde.student import Grading, VerdictRun
+from deepul_helpers.autograde.transport import read_json
 
 FEEDBACK_OUTPUT_CAP = 5 * 2**20  # bytes of output the feedback run keeps
 MAX_EXECUTED_BYTES = 64 * 2**20  # a larger executed notebook is not read back
-
-
-@dataclass
-class VerdictRun:
-    """What the verdict run left behind (all of it written by an untrusted process)."""
-
-    run: sandbox.RunResult
-    probe_dir: Path
-    results: dict            # grade_id -> {"status": ...} (probe/results.json)
-    loaded: dict | None      # probe/load.json: None when the solution cells never finished loading
-    tampered: bool           # the audit channel was interfered with
 
 
 def prepare_sandbox(g: Grading) -> None:

@@ -120,3 +120,14 @@ def load(folder, name: str):
         except Exception as e:  # corrupt zip, pickled arrays, missing keys
             raise TransportError(f"array file unreadable ({type(e).__name__})") from e
     return _decode(doc["value"], arrays, 0)
+
+
+def read_json(path: Path, cap: int = 1 << 20) -> dict | None:
+    """A small JSON object the sandbox wrote (None: missing, a link, too large or not an object)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > cap:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None

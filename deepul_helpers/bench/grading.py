@@ -25,28 +25,24 @@ import time
 from pathlib import Path
 
 from deepul_helpers import config
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from deepul_helpers.autograde.course import REPO_ROOT, VERDICT_DIR, source_notebook
 
 
 def measure(assignment: str, n: int, workers: int, *, source_root: str | Path = REPO_ROOT,
-            verdict_root: str = "grading/verdicts", timeout_s: float = 600.0, db: str | None = None) -> dict:
+            verdict_root: str = VERDICT_DIR, timeout_s: float = 600.0, db: str | None = None) -> dict:
     """Grade ``n`` copies of the reference solution with ``workers`` workers, in this process.
 
     ``db``: the gradebook URL (default: a throw-away SQLite file)."""
     from deepul_helpers.autograde import autograde
 
     root = Path(source_root).resolve()
-    sources = sorted((root / "solutions" / assignment).glob("*.ipynb"))
-    if len(sources) != 1:
-        raise SystemExit(f"deepul bench grading: expected one notebook in {root / 'solutions' / assignment}, "
-                         f"found {len(sources)}")
+    source = source_notebook(assignment, root)
     with tempfile.TemporaryDirectory(prefix="deepul-bench-grading-") as tmp:
         tmp = Path(tmp)
         for i in range(n):
             folder = tmp / "submitted" / f"student{i:03d}" / assignment
             folder.mkdir(parents=True)
-            shutil.copy(sources[0], folder / sources[0].name)
+            shutil.copy(source, folder / source.name)
         start = time.perf_counter()
         results = autograde(assignment, tmp / "submitted", workers=workers, timeout_s=timeout_s,
                             db=db or f"sqlite:///{tmp / 'gradebook.db'}", out=tmp / "out", source_root=root,
@@ -81,7 +77,7 @@ def _measure_in_child(assignment: str, n: int, workers: int, source_root, verdic
 
 
 def run(quick: bool, device: str = "auto", *, assignment: str = "hw1_autoregressive", n: int | None = None,
-        source_root: str | Path = REPO_ROOT, verdict_root: str = "grading/verdicts") -> list[dict]:
+        source_root: str | Path = REPO_ROOT, verdict_root: str = VERDICT_DIR) -> list[dict]:
     """Rows for 1 worker and for one worker per core (``device`` is unused: grading runs on the CPU)."""
     cores = os.cpu_count() or 1
     n = n or config.pick(4 * cores, cores, quick=quick)
