@@ -24,8 +24,11 @@ from deepul_helpers.models.latent import (
     PixelVAE,
     factor_r2,
     gaussian_kl,
+    interpolate,
+    interpolation_grid,
     objective_step,
     reparameterize,
+    traverse,
     wake_sleep_step,
 )
 from deepul_helpers.models.latent._common import log_normal, log_standard_normal
@@ -290,6 +293,23 @@ def test_factor_r2_is_one_for_a_linear_factor_and_near_zero_for_noise():
     f = rng.standard_normal((2000, 3))
     r2 = factor_r2(f, {"linear": f @ [1.0, -2.0, 0.5] + 3, "noise": rng.standard_normal(2000)})
     assert r2["linear"] == pytest.approx(1.0, abs=1e-9) and abs(r2["noise"]) < 0.02
+
+
+def test_traversals_and_interpolations_end_at_the_reconstructions():
+    torch.manual_seed(0)
+    model = BetaVAE((20, 20, 1), latent_dim=4, hidden=32).eval()
+    x = torch.from_numpy(data.load("shapes", "test")[:4])
+    recon = model.reconstruct(x)  # decoder mode at the posterior means
+    line = interpolate(model, x[:1], x[1:2], steps=7)
+    assert line.shape == (7, 20, 20, 1) and line.dtype == torch.uint8
+    torch.testing.assert_close(line[[0, -1]], recon[:2])
+    grid = interpolation_grid(model, x, steps=5)  # corners: top left, top right, bottom left, bottom right
+    torch.testing.assert_close(grid[[0, 4, 20, 24]], recon)
+    with torch.no_grad():
+        mu = model.encode(x[:1])[0]
+    tr = traverse(model, x[:1], values=(-1.0, float(mu[0, 2]), 1.0))
+    assert tr.shape == (4, 3, 20, 20, 1)
+    torch.testing.assert_close(tr[2, 1], recon[0])  # latent 2 set to its own posterior mean: the reconstruction
 
 
 def test_objective_variants_and_errors():
