@@ -5,7 +5,6 @@ checked by tests/test_assignments.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -15,49 +14,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepul_helpers.autograde import transport
+from deepul_helpers.autograde.grade import load_verdict
+from deepul_helpers.autograde.verdict import grade_here as _grade
+from deepul_helpers.autograde.verdict import notebook_namespace
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "solutions" / "hw1_autoregressive" / "hw1.ipynb"
 VERDICT = REPO / "grading" / "verdicts" / "hw1_autoregressive.py"
 
 
-def _verdict():
-    spec = importlib.util.spec_from_file_location("hw1_verdict_under_test", VERDICT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _cells(path):
-    nb = json.loads(path.read_text())
-    return [(c["metadata"].get("nbgrader", {}), "".join(c["source"]), c) for c in nb["cells"]]
-
-
 @pytest.fixture(scope="module")
 def verdict():
-    return _verdict()
+    return load_verdict(VERDICT)
 
 
 @pytest.fixture(scope="module")
 def solution_ns():
-    """The namespace the grader builds: parameters, the setup cell, then the solution cells."""
-    ns = {"quick": True, "seed": 0, "device": "cpu"}
-    for meta, src, _ in _cells(SOURCE):
-        if meta.get("grade_id") == "setup" or meta.get("solution"):
-            exec(compile(src, meta["grade_id"], "exec"), ns)
-    return ns
-
-
-def _grade(q, ns, seed):
-    """probe -> transport (the sandbox's strict plain-data round trip) -> judge."""
-    import tempfile
-
-    out = q.probe(ns, seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        transport.dump(out, tmp, q.grade_id)
-        out = transport.load(tmp, q.grade_id)
-    return q.judge(out, seed)
+    return notebook_namespace(SOURCE)
 
 
 # ----------------------------------------------------------------------------- the verdict on wrong components

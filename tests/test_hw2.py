@@ -11,7 +11,6 @@ tests/test_assignments.py):
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import nbformat
 import pytest
 import torch
 
-from deepul_helpers.autograde import transport
+from deepul_helpers.autograde.grade import load_verdict
+from deepul_helpers.autograde.verdict import grade_here, notebook_namespace
 from deepul_helpers.homework import hw2 as helper
 from deepul_helpers.homework import kit
 
@@ -28,46 +28,16 @@ SOURCE = ROOT / "solutions" / "hw2_flows" / "hw2.ipynb"
 VERDICT = ROOT / "grading" / "verdicts" / "hw2_flows.py"
 
 
-def _load_verdict():
-    spec = importlib.util.spec_from_file_location("hw2_flows_verdict", VERDICT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-verdict = _load_verdict()
-
-
-def _cells(path=SOURCE):
-    return nbformat.read(str(path), as_version=4).cells
-
-
-def _meta(cell):
-    return cell.metadata.get("nbgrader", {})
-
-
-def _solution_namespace() -> dict:
-    """The setup cell and the solution cells executed, as the grader loads them."""
-    ns: dict = {"quick": True, "seed": 0, "device": "cpu"}
-    for cell in _cells():
-        gid = _meta(cell).get("grade_id", "")
-        if gid == "setup" or _meta(cell).get("solution"):
-            exec(compile(cell.source, f"<{gid}>", "exec"), ns)
-    return ns
+verdict = load_verdict(VERDICT)
 
 
 @pytest.fixture(scope="module")
 def ns():
-    return _solution_namespace()
+    return notebook_namespace(SOURCE)
 
 
-def _grade(question, ns, seed=verdict.HIDDEN_SEED, tmp=None):
-    """probe -> the transport the sandbox uses (plain data, no pickle) -> judge."""
-    out = question.probe(ns, seed)
-    if tmp is not None:
-        transport.dump(out, tmp, question.grade_id)
-        out = transport.load(tmp, question.grade_id)
-    return question.judge(out, seed)
+def _grade(question, ns, seed=verdict.HIDDEN_SEED):
+    return grade_here(question, ns, seed)
 
 
 # ----------------------------------------------------------------------------- the judges
@@ -260,9 +230,10 @@ def test_solution_notebook_runs_quick_and_passes_its_visible_tests(ns, tmp_path)
                                          env={"DEEPUL_OUT": str(tmp_path / "out")})
     nb = nbformat.read(str(executed), as_version=4)
     for cell in nb.cells:
-        if _meta(cell).get("grade"):
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
             text = "".join(o.get("text", "") for o in cell.get("outputs", []))
-            assert "visible checks passed" in text, _meta(cell)["grade_id"]
+            assert "visible checks passed" in text, meta["grade_id"]
     assert (tmp_path / "out" / "hw2" / "q3_samples.png").exists()
     # the recorded losses are what the same functions give here, on the same seed
     tr, te = data.load("gaussians_8", "train"), data.load("gaussians_8", "test")

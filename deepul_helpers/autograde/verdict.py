@@ -231,3 +231,34 @@ class Checks:
     def result(self) -> tuple[float, list[str]]:
         """``(points, messages)`` for the judge to return (points rounded to 1e-6: sums of quarters stay exact)."""
         return round(self.points, 6), list(self.messages)
+
+
+# ----------------------------------------------------------------------------- testing a verdict
+
+
+def notebook_namespace(path, **parameters) -> dict:
+    """What the grader's sandbox builds from a homework notebook, here in this process: the parameters
+    (``quick=True, seed=0, device="cpu"`` unless given), then the setup cell and every solution cell in
+    order. For a verdict's tests: the reference solution's namespace, or the blank release's."""
+    import nbformat
+
+    ns = {"quick": True, "seed": 0, "device": "cpu", **parameters}
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == "setup" or meta.get("solution"):
+            exec(compile(cell.source, f"<{meta['grade_id']}>", "exec"), ns)
+    return ns
+
+
+def grade_here(question: Question, ns: dict, seed: int) -> tuple[float, list[str]]:
+    """``question.probe(ns, seed)``, the sandbox's strict plain-data transport, then ``question.judge``:
+    one question graded in this process, for a verdict's tests (the grader runs the probe sandboxed)."""
+    import tempfile
+
+    from deepul_helpers.autograde import transport
+
+    out = question.probe(ns, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        transport.dump(out, tmp, question.grade_id)
+        out = transport.load(tmp, question.grade_id)
+    return question.judge(out, seed)
