@@ -47,5 +47,8 @@ def test_lecture_runs_quick_and_its_numbers_hold(tmp_path):
     assert b["entropy"] == pytest.approx(data.info("bars").entropy)
     assert all(v >= b["entropy"] - 0.05 for v in b["hm_test"])
     assert b["vae_iwae"] <= b["vae_nelbo"] + 0.01
+    # beta-VAE: a held-out R^2 is at most 1; both bounds positive
+    for row in rec["beta_vae"]:
+        assert row["test -ELBO (nats/dim)"] > 0 and all(row[f"R^2 {k}"] <= 1 for k in ("y", "x", "size"))
     assert 0 <= rec["probe"]["vae_all"] <= 1 and 0 <= rec["probe"]["pixels_all"] <= 1
     assert all(v >= 0 and math.isfinite(v) for v in rec["frechet"].values())
