@@ -36,6 +36,13 @@ def _data(name, n_train, n_test):
     return data.load(name, "train")[:n_train], data.load(name, "test")[:n_test]
 
 
+def _features_ok(out, n) -> bool:
+    """Did the student's encode return finite float features (n, F)?"""
+    f = out.get("fit_features")
+    return isinstance(f, np.ndarray) and f.ndim == 2 and f.shape[0] == n and f.dtype.kind == "f" \
+        and bool(np.all(np.isfinite(f)))
+
+
 # ----------------------------------------------------------------------------- question 1
 
 
@@ -131,10 +138,7 @@ def judge_q2(out, seed):
                 "and a view must differ from the image")
     if not c.raised("fit", "q2_fit", " in quick mode"):
         c.check(1.0, losses_ok(out, "fit"), "q2_fit: {why}")
-        f = out.get("fit_features")
-        ok = isinstance(f, np.ndarray) and f.ndim == 2 and f.shape[0] == 50 and f.dtype.kind == "f" \
-            and bool(np.all(np.isfinite(f)))
-        c.check(0.5, ok, "q2_fit: encode(x) must return finite float features (N, F) for N images")
+        c.check(0.5, _features_ok(out, 50), "q2_fit: encode(x) must return finite float features (N, F) for N images")
     return c.result()
 
 
@@ -232,10 +236,7 @@ def judge_q4(out, seed):
     c = Checks(out)
     if not c.raised("fit", "q4_fit", " in quick mode"):
         c.check(2.0, losses_ok(out, "fit"), "q4_fit: {why}")
-        f = out.get("fit_features")
-        ok = isinstance(f, np.ndarray) and f.ndim == 2 and f.shape[0] == 20 and f.dtype.kind == "f" \
-            and bool(np.all(np.isfinite(f)))
-        c.check(1.0, ok, "q4_fit: encode(x) must return finite float features (N, F) for N signals")
+        c.check(1.0, _features_ok(out, 20), "q4_fit: encode(x) must return finite float features (N, F) for N signals")
     return c.result()
 
 
