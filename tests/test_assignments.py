@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "templates" / "homework"
 REAL = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 TEMPLATE_NAMES = sorted(p.name for p in (TEMPLATE / "solutions").iterdir() if p.is_dir())
-pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("assignments")]
+pytestmark = pytest.mark.grading
 
 
 @dataclass
@@ -70,7 +70,9 @@ def _meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-@pytest.fixture(scope="module", params=REAL + TEMPLATE_NAMES)
+# one xdist group per assignment: its tests share one release and one grading run, in one worker
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.xdist_group(f"assignment-{n}"))
+                                        for n in REAL + TEMPLATE_NAMES])
 def assignment(request, tmp_path_factory) -> Assignment:
     name = request.param
     if name in REAL:
@@ -203,6 +205,7 @@ def test_reference_scores_full_marks_and_the_blank_release_zero(assignment, tmp_
     assert results["blank"].total == 0
 
 
+@pytest.mark.xdist_group(f"assignment-{TEMPLATE_NAMES[0]}")
 def test_the_template_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     """The template, as a student runs it (quick mode, in this process): every code cell, the
     runner and the visible checks included."""
