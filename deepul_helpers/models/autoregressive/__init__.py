@@ -21,6 +21,7 @@ from deepul_helpers.models.autoregressive.logistic_mixture import (
     discretized_logistic_mixture_log_probs,
 )
 from deepul_helpers.models.autoregressive.made import MADE, made_degrees, made_masks
+from deepul_helpers.models.autoregressive.parallel_pixelcnn import ParallelPixelCNN, multiscale_steps
 from deepul_helpers.models.autoregressive.pixelcnn import MaskedConv2d, PixelCNN, pixelcnn_mask
 from deepul_helpers.models.autoregressive.transformer import CharTransformer, ImageTransformer, Transformer
 from deepul_helpers.models.autoregressive.wavenet import WaveNet
@@ -33,11 +34,13 @@ __all__ = [
     "ImageTransformer",
     "MADE",
     "MaskedConv2d",
+    "ParallelPixelCNN",
     "PixelCNN",
     "Transformer",
     "WaveNet",
     "discretized_logistic_mixture_log_probs",
     "made_degrees",
     "made_masks",
+    "multiscale_steps",
     "pixelcnn_mask",
 ]
