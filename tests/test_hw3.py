@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
 from deepul_helpers import data, notebook
-from deepul_helpers.autograde import transport
 from deepul_helpers.autograde.grade import load_verdict
+from deepul_helpers.autograde.verdict import grade_here, notebook_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "solutions" / "hw3_latent_variable" / "hw3.ipynb"
@@ -28,27 +27,15 @@ verdict = load_verdict(ROOT / "grading" / "verdicts" / "hw3_latent_variable.py")
 Q = {q.grade_id: q for q in verdict.QUESTIONS}
 
 
-def _meta(cell):
-    return cell.metadata.get("nbgrader", {})
-
-
 @pytest.fixture(scope="module")
 def ns():
     """The setup cell and the solution cells executed, as the grader loads them."""
-    ns: dict = {"quick": True, "seed": 0, "device": "cpu"}
-    for cell in nbformat.read(str(SOURCE), as_version=4).cells:
-        gid = _meta(cell).get("grade_id", "")
-        if gid == "setup" or _meta(cell).get("solution"):
-            exec(compile(cell.source, f"<{gid}>", "exec"), ns)
-    return ns
+    return notebook_namespace(SOURCE)
 
 
-def _grade(grade_id, ns, tmp_path):
+def _grade(grade_id, ns):
     """probe -> the transport the sandbox uses (plain data, no pickle) -> judge."""
-    q = Q[grade_id]
-    out = q.probe(ns, verdict.HIDDEN_SEED)
-    transport.dump(out, tmp_path, grade_id)
-    return q.judge(transport.load(tmp_path, grade_id), verdict.HIDDEN_SEED)
+    return grade_here(Q[grade_id], ns, verdict.HIDDEN_SEED)
 
 
 def _with(ns, source):
@@ -58,8 +45,8 @@ def _with(ns, source):
 
 
 @pytest.mark.parametrize("grade_id", list(Q))
-def test_reference_solution_scores_every_point(ns, grade_id, tmp_path):
-    points, messages = _grade(grade_id, ns, tmp_path)
+def test_reference_solution_scores_every_point(ns, grade_id):
+    points, messages = _grade(grade_id, ns)
     assert points == Q[grade_id].points, messages
 
 
@@ -87,9 +74,9 @@ MISTAKES = {
 
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
-def test_a_wrong_component_loses_exactly_its_points(ns, mistake, tmp_path):
+def test_a_wrong_component_loses_exactly_its_points(ns, mistake):
     grade_id, lost, source = MISTAKES[mistake]
-    points, messages = _grade(grade_id, _with(ns, source), tmp_path)
+    points, messages = _grade(grade_id, _with(ns, source))
     assert points == Q[grade_id].points - lost, messages
     assert messages
 
