@@ -165,6 +165,11 @@ def test_verdict_imports_no_reference_and_no_runner(assignment):
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             assert "deepul_helpers.models" not in ast.unparse(node), ast.unparse(node)
+    for node in ast.walk(tree):  # only public APIs of the package: no private names, no patched internals
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("deepul_helpers"):
+            assert not any(a.name.startswith("_") for a in node.names), ast.unparse(node)
+        if isinstance(node, ast.Attribute):
+            assert node.attr != "__dict__", f"line {node.lineno}: a verdict does not patch objects' internals"
 
 
 def test_expected_numbers_live_in_the_runner_table_once(assignment):
