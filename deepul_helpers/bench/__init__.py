@@ -18,8 +18,9 @@ from pathlib import Path
 
 
 def available() -> list[str]:
-    """The benchmarks: every module of this package but the schema."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "schema")
+    """The benchmarks: every module of this package but the schema and the round-up's claims."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                  if not m.name.startswith("_") and m.name not in ("schema", "claims"))
 
 
 def model_families() -> list[str]:

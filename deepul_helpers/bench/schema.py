@@ -74,6 +74,18 @@ OPTIONAL_FIELDS = {
     "modes_covered_spread": "max - min over the seeds of modes_covered",
     "high_quality_spread": "max - min over the seeds of high_quality_share",
     "fid_data": "Frechet distance of the training split to the test split: what a perfect sampler scores",
+    "budget_cpu_s": "CPU seconds of training each model of the round-up was allowed (the same for every family)",
+    "s_per_1000_samples_20x20": "seconds per 1,000 samples of the same architecture built for 20x20 shapes (untrained)",
+    "sampling_passes": "network passes per sample, counted (autoregressive models)",
+    "sampling_passes_20x20": "the same for the 20x20 build",
+    "probe_acc_linear_1": "linear-probe accuracy with 1 label per class (mean over probe_draws)",
+    "probe_acc_linear_all": "linear-probe accuracy with every training label",
+    "ood_bits_inverted": "bits/dim (NLL or its bound) of the test digits inverted (16 - x)",
+    "ood_bits_noise": "bits/dim of uniform noise images",
+    "ood_bits_shapes": "bits/dim of shapes test images shrunk to 8x8 at levels 0 / 16",
+    "ood_bits_blank": "bits/dim of an all-zero image",
+    "latent_dims": "dimensions of the model's latent code (flows: as many as the data)",
+    "data_dims": "dimensions of one example in data space",
 }
 
 NLL_KINDS = ("exact", "bound")

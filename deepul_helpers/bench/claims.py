@@ -1,0 +1,309 @@
+"""The round-up's claims table: each piece of the lecture's advice, and each family's strengths and
+weaknesses where a measurement can speak, checked against benchmark rows by code.
+
+Every claim is one small function ``f(rows) -> dict`` with ``claim`` (the words of the lecture),
+``measurement`` (what is compared), ``numbers`` (the measured values, formatted), ``verdict`` (one of
+``VERDICTS``, computed here, never typed) and ``models`` (the row labels it read). A claim whose rows
+are missing says ``not measured``. ``table(rows)`` runs them all; the rows are those of
+``deepul bench roundup`` (labels from ``bench/roundup.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from deepul_helpers.bench import roundup as r
+
+SUPPORTED, NOT_SUPPORTED, MIXED, NOT_MEASURED = "supported", "not supported", "mixed", "not measured"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, MIXED, NOT_MEASURED)
+
+
+def _find(rows, label=None, dataset="digits", family=None, field=None) -> list[dict]:
+    return [w for w in rows if (label is None or w["model"] == label) and (dataset is None or w["dataset"] == dataset)
+            and (family is None or w["family"] == family) and (field is None or w.get(field) is not None)]
+
+
+def _one(rows, label, dataset="digits", field=None):
+    found = _find(rows, label, dataset, field=field)
+    return found[0] if found else None
+
+
+def _out(claim, measurement, numbers="", verdict=NOT_MEASURED, models=()) -> dict:
+    assert verdict in VERDICTS
+    return {"claim": claim, "measurement": measurement, "numbers": numbers, "verdict": verdict,
+            "models": ", ".join(models)}
+
+
+def _count(*checks: bool) -> str:
+    """All true: supported; none: not supported; else mixed."""
+    return SUPPORTED if all(checks) else NOT_SUPPORTED if not any(checks) else MIXED
+
+
+def density_autoregressive(rows) -> dict:
+    claim = "If you only care about density, use an autoregressive model"
+    how = "lowest test bits/dim on digits by family"
+    best = {}
+    for w in _find(rows, field="test_bits_per_dim"):
+        if w["family"] not in best or w["test_bits_per_dim"] < best[w["family"]]["test_bits_per_dim"]:
+            best[w["family"]] = w
+    if "autoregressive" not in best or len(best) < 2:
+        return _out(claim, how)
+    ar = best.pop("autoregressive")["test_bits_per_dim"]
+    other = min(best.values(), key=lambda w: w["test_bits_per_dim"])
+    nums = f"autoregressive {ar:.3f}; best other: {other['model']} {other['test_bits_per_dim']:.3f} " \
+           f"({other['nll_kind']})"
+    verdict = NOT_SUPPORTED if other["test_bits_per_dim"] <= ar else MIXED if other["test_bits_per_dim"] < 1.01 * ar \
+        else SUPPORTED
+    return _out(claim, how, nums, verdict, ["best of each family"])
+
+
+def log_time_sampling(rows) -> dict:
+    claim = ("If you cannot afford linear-time sampling, a weaker autoregressive model with log-time sampling "
+             "is worth it")
+    how = "parallel vs plain PixelCNN: passes and seconds per 1,000 samples at 20x20; bits/dim on digits"
+    p, q = _one(rows, r.PIXELCNN, field="s_per_1000_samples_20x20"), _one(rows, r.PARALLEL,
+                                                                          field="s_per_1000_samples_20x20")
+    if p is None or q is None:
+        return _out(claim, how)
+    speedup = p["s_per_1000_samples_20x20"] / q["s_per_1000_samples_20x20"]
+    cost = q["test_bits_per_dim"] / p["test_bits_per_dim"] - 1
+    nums = (f"passes {p.get('sampling_passes_20x20')} vs {q.get('sampling_passes_20x20')}; {speedup:.1f}x faster; "
+            f"bits/dim {p['test_bits_per_dim']:.3f} -> {q['test_bits_per_dim']:.3f} ({100 * cost:+.1f}%)")
+    return _out(claim, how, nums, _count(speedup >= 2, cost <= 0.10), [r.PIXELCNN, r.PARALLEL])
+
+
+def _ce_gap(w) -> float:
+    return w["cross_entropy_gap_percent"] if w.get("cross_entropy_gap_percent") is not None else w["gap_percent"]
+
+
+def ar_continuous(rows) -> dict:
+    claim, how = "Autoregressive models are not only for discrete data", \
+        "gap to the true entropy (%) on 2D toys: continuous autoregressive density vs RealNVP"
+    checks, nums = [], []
+    for name in r.TOYS_2D:
+        a, f = _one(rows, r.AR_2D, name, "gap_percent"), _one(rows, r.FLOW_2D, name, "gap_percent")
+        if a is not None and f is not None:
+            checks.append(_ce_gap(a) <= _ce_gap(f))
+            nums.append(f"{name}: {_ce_gap(a):.1f}% vs {_ce_gap(f):.1f}%")
+    if not checks:
+        return _out(claim, how)
+    return _out(claim, how, "; ".join(nums), _count(*checks), [r.AR_2D, r.FLOW_2D])
+
+
+def _best_ar_bits(rows):
+    ar = _find(rows, family="autoregressive", field="test_bits_per_dim")
+    return min((w["test_bits_per_dim"] for w in ar), default=None)
+
+
+def flows_continuous_discrete(rows) -> dict:
+    claim, how = "Flows are good for continuous data, getting better for discrete", \
+        "RealNVP's gap to the entropy on 2D toys vs flows' excess over the best autoregressive bits/dim on digits"
+    toys = [_ce_gap(w) for n in r.TOYS_2D for w in _find(rows, r.FLOW_2D, n, field="gap_percent")]
+    u, v, ar = _one(rows, r.FLOW_U, field="test_bits_per_dim"), _one(rows, r.FLOW_V, field="test_bits_per_dim"), \
+        _best_ar_bits(rows)
+    if not toys or u is None or ar is None:
+        return _out(claim, how)
+    best_flow = min(w["test_bits_per_dim"] for w in (u, v) if w is not None)
+    excess = 100 * (best_flow / ar - 1)
+    better = v is not None and v["test_bits_per_dim"] < u["test_bits_per_dim"]
+    nums = (f"2D gap {sum(toys) / len(toys):.1f}%; digits: best flow {best_flow:.3f} vs autoregressive {ar:.3f} "
+            f"({excess:+.1f}%); variational {'<' if better else '>='} uniform dequantization")
+    return _out(claim, how, nums, _count(sum(toys) / len(toys) < excess, better), [r.FLOW_2D, r.FLOW_U, r.FLOW_V])
+
+
+def vae_first_choice(rows) -> dict:
+    claim = "For representations and sampling, or the simplest thing first, a VAE is a natural first choice"
+    how = "VAE: probe@10 vs raw pixels, sampling time vs the fastest autoregressive model, bound vs best autoregressive"
+    vae, raw = _one(rows, r.VAE, field="probe_acc_linear"), _one(rows, r.RAW, field="probe_acc_linear")
+    ar = _find(rows, family="autoregressive", field="s_per_1000_samples")
+    if vae is None or raw is None or not ar:
+        return _out(claim, how)
+    fastest_ar, best_ar = min(w["s_per_1000_samples"] for w in ar), _best_ar_bits(rows)
+    checks = (vae["probe_acc_linear"] >= raw["probe_acc_linear"], vae["s_per_1000_samples"] < fastest_ar,
+              vae["test_bits_per_dim"] <= 1.10 * best_ar)
+    nums = (f"probe {100 * vae['probe_acc_linear']:.1f}% vs pixels {100 * raw['probe_acc_linear']:.1f}%; "
+            f"{vae['s_per_1000_samples']:.3g} s vs {fastest_ar:.3g} s per 1,000; bound {vae['test_bits_per_dim']:.3f} "
+            f"vs {best_ar:.3f} bits/dim")
+    return _out(claim, how, nums, _count(all(checks), sum(checks) >= 2), [r.VAE, r.RAW])
+
+
+def gan_quality_per_compute(rows) -> dict:
+    claim, how = "GANs for perceptual quality with little compute", \
+        "Frechet distance on digits, every model under the same CPU budget"
+    gan, others = _one(rows, r.DCGAN, field="fid"), [w for w in _find(rows, field="fid") if w["model"] != r.DCGAN]
+    if gan is None or not others:
+        return _out(claim, how)
+    beaten = sum(gan["fid"] < w["fid"] for w in others)
+    best = min(others, key=lambda w: w["fid"])
+    nums = (f"DCGAN FD {gan['fid']:.2f}, better than {beaten}/{len(others)}; best other {best['model']} "
+            f"{best['fid']:.2f}")
+    return _out(claim, how, nums, _count(beaten == len(others), beaten > len(others) / 2), [r.DCGAN])
+
+
+def blurry_vs_modes(rows) -> dict:
+    claim = ("Blurry samples vs missing modes: VAEs trade sample quality for coverage, GANs coverage for "
+             "sample quality")
+    how = "narrow 2D mixtures: high-quality share and modes covered, VAE vs GAN"
+    checks, nums = [], []
+    for name in r.MIXTURES_2D:
+        v, g = _one(rows, r.VAE_2D, name, "modes_covered"), _one(rows, r.GAN_2D, name, "modes_covered")
+        if v is not None and g is not None:
+            checks += [v["high_quality_share"] < g["high_quality_share"], v["modes_covered"] >= g["modes_covered"]]
+            nums.append(f"{name}: quality {v['high_quality_share']:.2f} vs {g['high_quality_share']:.2f}, "
+                        f"modes {v['modes_covered']:.0f} vs {g['modes_covered']:.0f}")
+    if not checks:
+        return _out(claim, how)
+    return _out(claim, how, "; ".join(nums), _count(*checks), [r.VAE_2D, r.GAN_2D])
+
+
+def simclr_batch_moco_queue(rows) -> dict:
+    claim = "SimCLR needs large batches; MoCo's queue decouples batch size from negatives"
+    how = "linear probe@10 under the same budget: SimCLR batch 32 vs 256, MoCo batch 32 with a queue of 512"
+    s32, s256, moco = (_one(rows, k, field="probe_acc_linear") for k in (r.SIMCLR_32, r.SIMCLR_256, r.MOCO_32))
+    if s32 is None or s256 is None or moco is None:
+        return _out(claim, how)
+    a, b, m = (100 * w["probe_acc_linear"] for w in (s32, s256, moco))
+    nums = f"SimCLR {a:.1f}% (32) vs {b:.1f}% (256); MoCo {m:.1f}% (32)"
+    return _out(claim, how, nums, _count(b > a + 1, m >= b - 1), [r.SIMCLR_32, r.SIMCLR_256, r.MOCO_32])
+
+
+def ar_slow_sampling(rows) -> dict:
+    claim, how = "Autoregressive: slow sampling, growing with the dimension", \
+        "seconds per 1,000 samples on digits vs one-pass samplers; passes counted at 8x8 and 20x20"
+    ar = [w for w in _find(rows, family="autoregressive", field="sampling_passes") if w["model"] != r.PARALLEL]
+    one_pass = [w for w in _find(rows, field="s_per_1000_samples") if w["family"] in ("flows", "latent", "implicit")]
+    if not ar or not one_pass:
+        return _out(claim, how)
+    fastest_ar, slowest = min(w["s_per_1000_samples"] for w in ar), max(w["s_per_1000_samples"] for w in one_pass)
+    growth = min(w["sampling_passes_20x20"] / w["sampling_passes"] for w in ar)
+    nums = (f"fastest autoregressive {fastest_ar:.3g} s vs slowest one-pass {slowest:.3g} s; passes grow "
+            f"{growth:.2f}x for {400 / 64:.2f}x the pixels")
+    return _out(claim, how, nums, _count(fastest_ar > slowest, growth >= 0.9 * 400 / 64), [w["model"] for w in ar])
+
+
+def ar_no_representation(rows) -> dict:
+    claim, how = "Autoregressive: no single layer of learned representation, not directly usable downstream", \
+        "linear probe@10 of PixelCNN's hidden features vs raw pixels and the best learned representation"
+    p, raw = _one(rows, r.PIXELCNN, field="probe_acc_linear"), _one(rows, r.RAW, field="probe_acc_linear")
+    learned = [w for w in _find(rows, field="probe_acc_linear") if w["family"] != "autoregressive" and w is not raw]
+    if p is None or raw is None or not learned:
+        return _out(claim, how)
+    best = max(learned, key=lambda w: w["probe_acc_linear"])
+    nums = (f"PixelCNN {100 * p['probe_acc_linear']:.1f}%, pixels {100 * raw['probe_acc_linear']:.1f}%, "
+            f"best {best['model']} {100 * best['probe_acc_linear']:.1f}%")
+    return _out(claim, how, nums, _count(p["probe_acc_linear"] < best["probe_acc_linear"],
+                                         p["probe_acc_linear"] <= raw["probe_acc_linear"]), [r.PIXELCNN, best["model"]])
+
+
+def flows_z_as_big_as_x(rows) -> dict:
+    claim, how = "Flows: z is as big as x, no lower-dimensional embedding", "latent size vs data size"
+    fl = _find(rows, family="flows", field="latent_dims")
+    if not fl:
+        return _out(claim, how)
+    nums = "; ".join(f"{w['model']}: {w['latent_dims']} for {w['data_dims']}" for w in fl)
+    return _out(claim, how, nums, _count(*(w["latent_dims"] == w["data_dims"] for w in fl)), [w["model"] for w in fl])
+
+
+def flows_long_way(rows) -> dict:
+    claim = "Flows: a long way to GAN-level samples and autoregressive-level likelihoods"
+    how = "best flow's FD vs DCGAN's, bits/dim vs the best autoregressive model"
+    fl, gan, ar = _find(rows, family="flows", field="fid"), _one(rows, r.DCGAN, field="fid"), _best_ar_bits(rows)
+    if not fl or gan is None or ar is None:
+        return _out(claim, how)
+    fid, bits = min(w["fid"] for w in fl), min(w["test_bits_per_dim"] for w in fl)
+    nums = f"FD {fid:.2f} vs {gan['fid']:.2f}; bits/dim {bits:.3f} vs {ar:.3f}"
+    return _out(claim, how, nums, _count(fid > gan["fid"], bits > ar), [w["model"] for w in fl] + [r.DCGAN])
+
+
+def vae_compressed(rows) -> dict:
+    claim = "VAEs: a compressed representation, an approximate likelihood"
+    how = "latent size vs data size, probe@10 vs raw pixels, the NLL reported as a bound"
+    v, raw = _one(rows, r.VAE, field="latent_dims"), _one(rows, r.RAW, field="probe_acc_linear")
+    if v is None or raw is None:
+        return _out(claim, how)
+    nums = (f"{v['latent_dims']} latent dims for {v['data_dims']}; probe {100 * v['probe_acc_linear']:.1f}% vs "
+            f"{100 * raw['probe_acc_linear']:.1f}%; NLL kind: {v['nll_kind']}")
+    return _out(claim, how, nums, _count(v["latent_dims"] < v["data_dims"], v["probe_acc_linear"] >=
+                                         raw["probe_acc_linear"], v["nll_kind"] == "bound"), [r.VAE, r.RAW])
+
+
+def vae_blurry(rows) -> dict:
+    claim, how = "VAEs: blurrier samples than GANs", "FD on digits and high-quality share on the narrow 2D mixtures"
+    v, g = _one(rows, r.VAE, field="fid"), _one(rows, r.DCGAN, field="fid")
+    if v is None or g is None:
+        return _out(claim, how)
+    checks, nums = [v["fid"] > g["fid"]], [f"FD {v['fid']:.2f} vs {g['fid']:.2f}"]
+    for name in r.MIXTURES_2D:
+        a, b = _one(rows, r.VAE_2D, name, "high_quality_share"), _one(rows, r.GAN_2D, name, "high_quality_share")
+        if a is not None and b is not None:
+            checks.append(a["high_quality_share"] < b["high_quality_share"])
+            nums.append(f"{name} {a['high_quality_share']:.2f} vs {b['high_quality_share']:.2f}")
+    return _out(claim, how, "; ".join(nums), _count(*checks), [r.VAE, r.DCGAN, r.VAE_2D, r.GAN_2D])
+
+
+def gan_mode_dropping(rows) -> dict:
+    claim, how = "GANs: mode dropping", "modes covered of the narrow 2D mixtures and digit classes (of 10)"
+    checks, nums = [], []
+    for name, k in [*r.MIXTURES_2D.items(), ("digits", 10)]:
+        g = _one(rows, r.GAN_2D if name != "digits" else r.DCGAN, name, "modes_covered")
+        if g is not None:
+            checks.append(g["modes_covered"] < k)
+            nums.append(f"{name} {g['modes_covered']:.0f}/{k}")
+    if not checks:
+        return _out(claim, how)
+    return _out(claim, how, "; ".join(nums), _count(*checks), [r.GAN_2D, r.DCGAN])
+
+
+def gan_metrics_generalisation(rows) -> dict:
+    claim = "GANs: evaluation metrics do not account for generalisation"
+    how = "FD of a copy of the training set (a memoriser) vs the best model's FD on digits"
+    fd = _find(rows, field="fid")
+    data_fd = next((w["fid_data"] for w in fd if w.get("fid_data") is not None), None)
+    if not fd or data_fd is None:
+        return _out(claim, how)
+    best = min(fd, key=lambda w: w["fid"])
+    nums = f"training set {data_fd:.2f} vs best model {best['model']} {best['fid']:.2f}"
+    return _out(claim, how, nums, SUPPORTED if data_fd <= best["fid"] else NOT_SUPPORTED, [best["model"]])
+
+
+def ood_likelihood(rows) -> dict:
+    claim = "Higher likelihood means 'more like the training data'"
+    how = "bits/dim of test digits vs inverted digits, noise, shrunk shapes, a blank image"
+    models = _find(rows, field="ood_bits_blank")
+    if not models:
+        return _out(claim, how)
+    fooled = {w["model"]: [k for k in r.OOD_SETS if w[f"ood_bits_{k}"] < w["test_bits_per_dim"]] for w in models}
+    n_fooled = sum(bool(v) for v in fooled.values())
+    nums = "; ".join(f"{m}: {', '.join(v)}" for m, v in fooled.items() if v) or "every OOD set scored worse"
+    nums = f"{n_fooled}/{len(models)} models give an OOD set fewer bits than the test digits ({nums})"
+    return _out(claim, how, nums, _count(*(not v for v in fooled.values())), list(fooled))
+
+
+def flowpp_ordering(rows) -> dict:
+    claim = "The published ordering of families by bits/dim (Flow++, Table 2, CIFAR-10) holds on digits"
+    how = "Kendall's tau between the paper's CIFAR-10 bits/dim and ours on digits, for the models we have"
+    pairs = []
+    for _, name, cifar, _, _ in r.FLOWPP_TABLE:
+        ours = _one(rows, r.FLOWPP_OURS[name], field="test_bits_per_dim") if name in r.FLOWPP_OURS else None
+        if cifar is not None and ours is not None:
+            pairs.append((name, cifar, ours["test_bits_per_dim"]))
+    if len(pairs) < 3:
+        return _out(claim, how)
+    sign = [math.copysign(1, (a[1] - b[1]) * (a[2] - b[2])) for a, b in itertools.combinations(pairs, 2)
+            if a[1] != b[1] and a[2] != b[2]]
+    tau = sum(sign) / len(sign)
+    nums = f"tau {tau:+.2f} over {len(pairs)} models (" + ", ".join(f"{n} {c:.2f}/{o:.2f}" for n, c, o in pairs) + ")"
+    return _out(claim, how, nums, SUPPORTED if tau >= 0.5 else MIXED if tau > 0 else NOT_SUPPORTED,
+                [p[0] for p in pairs])
+
+
+CLAIMS = (density_autoregressive, log_time_sampling, ar_continuous, flows_continuous_discrete, vae_first_choice,
+          gan_quality_per_compute, blurry_vs_modes, simclr_batch_moco_queue, ar_slow_sampling, ar_no_representation,
+          flows_z_as_big_as_x, flows_long_way, vae_compressed, vae_blurry, gan_mode_dropping,
+          gan_metrics_generalisation, ood_likelihood, flowpp_ordering)
+
+
+def table(rows) -> list[dict]:
+    """Every claim's dict, in the lecture's order."""
+    return [claim(rows) for claim in CLAIMS]

@@ -1,0 +1,371 @@
+"""``deepul bench roundup``: every family on the same data under the same CPU budget, in the one row schema.
+
+On ``digits`` (8x8, 17 levels), each model is built with its family's public constructor, trained by
+``train.fit`` for the same ``budget_cpu_s`` seconds of this process's CPU time (``budget_clock="cpu"``,
+so a loaded machine changes the comparison less than a wall-clock budget would; epochs capped), on 90%
+of the training split, keeping the epoch with the lowest loss on the other 10% (GANs: the last epoch,
+they have no validation loss). One row per model holds (``None`` where the family cannot answer):
+
+1. test NLL in nats and bits/dim, ``exact`` or ``bound``;
+2. training seconds; seconds per 1,000 samples on digits (8x8) and for the same architecture built for
+   20x20 ``shapes`` (``s_per_1000_samples_20x20``; untrained: the time does not depend on the weights),
+   with the network passes per sample counted for the autoregressive models;
+3. Frechet distance and KID of 1,000 samples against the test digits, digit classes covered;
+4. linear-probe accuracy with 1, 10 and all labels per class of the model's representation (VAE posterior
+   mean, flow latent, DCGAN discriminator features, PixelCNN hidden features, self-supervised encoders)
+   beside raw pixels;
+5. (interpolation strips go to ``artifacts``, not rows);
+6. bits/dim on out-of-distribution inputs: inverted digits, uniform noise, ``shapes`` shrunk to 8x8 at
+   17 levels, a blank image;
+7. parameters, and latent size against data size.
+
+On the 2D toys (where a family applies): an autoregressive continuous density (mixture CDFs) against
+RealNVP on ``checkerboard`` and ``gaussians_8`` (gap to the true entropy), and a GAN against a VAE on the
+narrow ring and grid (modes covered, high-quality share). Self-supervised: SimCLR at batch 32 and 256 and
+MoCo (batch 32, queue 512) under the same budget, for the batch-size claim.
+
+``claims.table(rows)`` turns the rows into the lecture's claims with verdicts. ``FLOWPP_TABLE`` holds the
+published bits/dim by family (Ho et al. 2019, "Flow++", Table 2) for the lecture's comparison.
+Full run: ``nice -n 10 deepul bench roundup`` (writes ``out/bench/roundup.json``; the samples and
+interpolation strips go to ``out/bench/roundup_artifacts.npz``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepul_helpers import config, data, metrics, train
+from deepul_helpers.bench import schema
+
+BUDGET_CPU_S = 60.0  # CPU seconds of training per image model (the same for every family)
+TOY_BUDGET_CPU_S = 20.0  # per 2D model
+MAX_EPOCHS = 400  # a cap: the budget ends training first in full mode
+ARTIFACTS = Path("out/bench/roundup_artifacts.npz")
+OOD_SETS = ("inverted", "noise", "shapes", "blank")
+
+# Ho, Chen, Srinivas, Duan, Abbeel (2019), "Flow++", Table 2: test bits/dim on
+# CIFAR-10 / ImageNet 32x32 / ImageNet 64x64 (None: not reported). (kind, model, cifar10, imagenet32, imagenet64)
+FLOWPP_TABLE = [
+    ("non-autoregressive", "RealNVP", 3.49, 4.28, None),
+    ("non-autoregressive", "Glow", 3.35, 4.09, 3.81),
+    ("non-autoregressive", "IAF-VAE", 3.11, None, None),
+    ("non-autoregressive", "Flow++", 3.09, 3.86, 3.69),
+    ("autoregressive", "Multiscale PixelCNN", None, 3.95, 3.70),
+    ("autoregressive", "PixelCNN", 3.14, None, None),
+    ("autoregressive", "PixelRNN", 3.00, 3.86, 3.63),
+    ("autoregressive", "Gated PixelCNN", 3.03, 3.83, 3.57),
+    ("autoregressive", "PixelCNN++", 2.92, None, None),
+    ("autoregressive", "Image Transformer", 2.90, 3.77, None),
+    ("autoregressive", "PixelSNAIL", 2.85, 3.80, 3.52),
+]
+# Flow++ table name -> the label of our model of the same kind on digits
+FLOWPP_OURS = {"RealNVP": "RealNVP (uniform dequantization)", "IAF-VAE": "IAF-VAE",
+               "Multiscale PixelCNN": "Parallel PixelCNN", "PixelCNN": "PixelCNN",
+               "Gated PixelCNN": "Gated PixelCNN", "Image Transformer": "Image Transformer",
+               "Flow++": "RealNVP (variational dequantization)"}
+
+
+# the labels the claims (bench/claims.py) look up
+PIXELCNN, PARALLEL, GATED = "PixelCNN", "Parallel PixelCNN", "Gated PixelCNN"
+FLOW_U, FLOW_V = "RealNVP (uniform dequantization)", "RealNVP (variational dequantization)"
+VAE, IAF_VAE, DCGAN = "VAE", "IAF-VAE", "DCGAN"
+AR_2D, FLOW_2D = "autoregressive mixture CDFs (continuous)", "RealNVP (8 couplings)"
+GAN_2D, VAE_2D = "GAN (MLP 3x128)", "VAE (2D latent, Gaussian decoder)"
+SIMCLR_32, SIMCLR_256, MOCO_32, RAW = "SimCLR, batch 32", "SimCLR, batch 256", "MoCo, batch 32, queue 512", "raw pixels"
+TOYS_2D, MIXTURES_2D = ("checkerboard", "gaussians_8"), {"gaussians_8_narrow": 8, "gaussians_25_narrow": 25}
+
+
+@dataclass
+class Spec:
+    """One image model of the round-up. ``build(shape, levels)`` makes it for any image size;
+    ``features(model)`` -> a callable x -> (B, F) representation, ``latent(model)`` -> (encode, decode)."""
+    family: str
+    label: str
+    build: Callable
+    nll_kind: str | None = "exact"
+    lr: float = 2e-3
+    batch_size: int = 64
+    step: Callable | None = None
+    features: Callable | None = None
+    latent: Callable | None = None
+
+
+def _hidden_of(module_name: str):
+    """features(model): the output of submodule ``module_name`` during a forward pass, flattened."""
+
+    def features(model):
+        layer = dict(model.named_modules())[module_name]
+
+        def f(x):
+            got = []
+            hook = layer.register_forward_hook(lambda _m, _i, out: got.append(out))
+            try:
+                model.logits(x) if hasattr(model, "logits") else model.discriminate(model.encode(x))
+            finally:
+                hook.remove()
+            return got[-1].reshape(len(x), -1)
+
+        return f
+
+    return features
+
+
+def _vae_latent(model):
+    inner = model.model
+    return (lambda x: inner.encode(inner.lik.check(x, "roundup"))[0],
+            lambda z: inner.decoder.sample(z, noise=False))
+
+
+def _flow_latent(model):
+    return model.encode, model.decode  # z in the flow's internal layout, as many numbers as x
+
+
+def digit_specs(k_iw: int = 8) -> list[Spec]:
+    """The image models of the round-up (built lazily: no family is imported before it is needed)."""
+    from deepul_helpers.bench.latent import BoundModel
+    from deepul_helpers.models import autoregressive as ar
+    from deepul_helpers.models import flows as fl
+    from deepul_helpers.models import implicit
+    from deepul_helpers.models import latent as lt
+
+    flat = (lambda m: lambda x: m.encode(x).reshape(len(x), -1))  # noqa: E731
+    vae_mu = (lambda m: _vae_latent(m)[0])  # noqa: E731
+    return [
+        Spec("autoregressive", "MADE", lambda s, k: ar.MADE(s, k, hidden=(500, 500)), lr=1e-3),
+        Spec("autoregressive", PIXELCNN, lambda s, k: ar.PixelCNN(s, k, n_filters=32, n_layers=5, kernel_size=5),
+             features=_hidden_of("out1")),
+        Spec("autoregressive", GATED,
+             lambda s, k: ar.GatedPixelCNN(s, k, n_filters=32, n_layers=4, kernel_size=3)),
+        Spec("autoregressive", PARALLEL, lambda s, k: ar.ParallelPixelCNN(s, k, n_filters=32, n_layers=6)),
+        Spec("autoregressive", "Image Transformer", lambda s, k: ar.ImageTransformer(s, k, d_model=64, n_heads=4),
+             lr=1e-3),
+        Spec("flows", FLOW_U,
+             lambda s, k: fl.RealNVPImage(s, k, channels=32, n_blocks=1), "bound", features=flat, latent=_flow_latent),
+        Spec("flows", FLOW_V,
+             lambda s, k: fl.RealNVPImage(s, k, channels=32, n_blocks=1, dequantization="variational",
+                                          deq_couplings=2, deq_channels=16), "bound", features=flat,
+             latent=_flow_latent),
+        Spec("latent", VAE, lambda s, k: BoundModel(lt.VAE(s, "categorical", k, latent_dim=16, hidden=256,
+                                                              warmup_iters=300), k_iw),
+             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, latent=_vae_latent),
+        Spec("latent", IAF_VAE, lambda s, k: BoundModel(lt.IAFVAE(s, "categorical", k, latent_dim=16, n_flows=2,
+                                                                     flow_hidden=64, hidden=256, warmup_iters=300),
+                                                           k_iw),
+             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, latent=_vae_latent),
+        Spec("implicit", DCGAN, lambda s, k: implicit.dcgan("digits" if s[0] == 8 else "shapes"), None, lr=2e-4,
+             step=implicit.gan_step, features=_hidden_of("discriminator.5")),
+    ]
+
+
+def _params(model) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def ood_sets(n: int = 297, seed: int = 0) -> dict[str, np.ndarray]:
+    """Out-of-distribution inputs in the digits format ((n, 8, 8, 1) uint8, levels 0..16): the test digits
+    inverted, uniform noise, ``shapes`` test images shrunk to 8x8 (nearest pixel) at levels 0 / 16, blank."""
+    test = data.load("digits", "test")[:n]
+    rng = np.random.default_rng(seed)
+    shp = data.load("shapes", "test")[:n]
+    idx = np.round(np.linspace(0, shp.shape[1] - 1, 8)).astype(int)
+    return {"inverted": (16 - test).astype(np.uint8), "noise": rng.integers(0, 17, test.shape).astype(np.uint8),
+            "shapes": (shp[:, idx][:, :, idx] * 16).astype(np.uint8), "blank": np.zeros_like(test)}
+
+
+def bits_per_dim(model, x, seed: int = 0) -> float:
+    """Mean ``model.loss`` over ``x`` (batches of 256, seeded noise draws) in bits/dim."""
+    config.seed_everything(seed)
+    with torch.no_grad():
+        return float(metrics.bits_per_dim(train.evaluate(model, x)))
+
+
+def count_passes(model) -> int:
+    """Network passes of ``model.sample(1)``: the calls of its first parameterised layer."""
+    first = next(m for m in model.modules() if not list(m.children()) and list(m.parameters(recurse=False)))
+    calls = []
+    hook = first.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        model.sample(1)
+    finally:
+        hook.remove()
+    return len(calls)
+
+
+def _probe(features, x, y, xt, yt) -> dict:
+    """Linear probes with 1 / 10 / all labels per class; ``features``: a callable on a batch as stored
+    (embedded without gradients, in batches, by ``probes.embed``), or ``probes.pixels``."""
+    from deepul_helpers.metrics import probes
+
+    embed = features if features is probes.pixels else (lambda v: probes.embed(features, v))
+    acc = probes.probe(embed(x), y, embed(xt), yt, kind="linear", labels_per_class=(1, 10, None), draws=3,
+                       seed=0)
+    return {"labels_per_class": 10, "probe_acc_linear": acc[1]["mean"], "probe_acc_linear_std": acc[1]["std"],
+            "probe_acc_linear_1": acc[0]["mean"], "probe_acc_linear_all": acc[2]["mean"], "probe_draws": 3}
+
+
+def _quality(samples, test) -> dict:
+    from deepul_helpers.metrics import sample_quality as sq
+
+    kid, kid_se = sq.kernel_distance(samples, test)
+    return {"fid": sq.frechet_distance(samples, test), "kid": kid, "kid_se": kid_se,
+            "fid_data": sq.frechet_distance(data.load("digits"), test),
+            "modes_covered": float(sq.digit_modes(samples)["covered"])}
+
+
+def _fit(model, x, spec_step, lr, batch_size, budget, quick, device, validate=True):
+    kw = {} if spec_step is None else {"step": spec_step}
+    if spec_step is not None and spec_step.__name__ == "gan_step":
+        from deepul_helpers.models import implicit
+
+        kw["optimizer"], validate = implicit.gan_optimizer(), False
+    return train.fit(model, x, epochs=MAX_EPOCHS, budget_s=budget, budget_clock="cpu", lr=lr, batch_size=batch_size,
+                     seed=0, device=device, quick=quick, progress=False, lr_schedule="cosine", grad_clip=100.0,
+                     val_fraction=0.1 if validate else 0.0, **kw)
+
+
+def _image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: dict | None) -> dict:
+    """Train one image model on digits under the budget and measure its whole row."""
+    x, y = data.load("digits", labels=True)
+    xt, yt = data.load("digits", "test", labels=True)
+    shape, levels = tuple(data.info("digits").shape), data.info("digits").levels
+    config.seed_everything(0)
+    model = spec.build(shape, levels)
+    hist = _fit(model, x, spec.step, spec.lr, spec.batch_size, budget, quick, device)
+    model = model.cpu().eval()
+    extra: dict = {"val_nats_per_dim": float(hist.val_losses[hist.best_epoch]) if hist.best_epoch is not None
+                   else None}
+    nll = None
+    if spec.nll_kind is not None:
+        nll = train.evaluate(model, xt) if not quick else train.evaluate(model, xt[:config.QUICK_MAX_TEST_EXAMPLES])
+        model.eval()
+        oods = ood_sets(n=config.pick(len(xt), 64, quick=quick))
+        extra.update({f"ood_bits_{k}": bits_per_dim(model, v) for k, v in oods.items()})
+        model.eval()
+    n = config.pick(1000, 100, quick=quick)
+    torch.manual_seed(10_000)
+    samples = model.sample(n).numpy()
+    extra.update(_quality(samples, xt))
+    extra["s_per_1000_samples_20x20"] = schema.seconds_per_1000_samples(
+        spec.build(tuple(data.info("shapes").shape), data.info("shapes").levels).eval(),
+        config.pick(20, 2, quick=quick), repeats=config.pick(3, 1, quick=quick))
+    if spec.family == "autoregressive":
+        extra["sampling_passes"] = count_passes(model)
+        extra["sampling_passes_20x20"] = count_passes(spec.build((20, 20, 1), 2))
+    if spec.features is not None:
+        extra.update(_probe(spec.features(model), x, y, xt, yt))
+    extra["data_dims"] = math.prod(shape)
+    if spec.latent is not None:
+        enc, dec = spec.latent(model)
+        with torch.no_grad():
+            z = enc(torch.as_tensor(xt[:8]))
+            extra["latent_dims"] = int(z[0].numel())
+            if artifacts is not None:
+                t = torch.linspace(0, 1, 8)[:, None, None]
+                line = (1 - t) * z[0::2][None, :4] + t * z[1::2][None, :4]  # (8 steps, 4 pairs, ...) in z
+                strips = dec(line.reshape(32, *z.shape[1:]))  # (32, 8, 8, 1) images
+                artifacts[f"interp/{spec.label}"] = np.asarray(strips).reshape(8, 4, *shape).transpose(1, 0, 2, 3, 4)
+    if artifacts is not None:
+        artifacts[f"samples/{spec.label}"] = samples[:36]
+    timing_n = config.pick(100, 2, quick=quick)
+    return schema.make_row(spec.family, spec.label, "digits", test_nats_per_dim=nll, nll_kind=spec.nll_kind,
+                           history=hist, params=_params(model),
+                           s_per_1000_samples=schema.seconds_per_1000_samples(model, timing_n,
+                                                                              repeats=config.pick(3, 1, quick=quick)),
+                           budget_cpu_s=budget, **extra)
+
+
+def _toy_rows(budget: float, quick: bool, device: str) -> list[dict]:
+    """2D: an autoregressive continuous density against RealNVP (gap to the entropy), GAN against VAE (modes)."""
+    from deepul_helpers.bench.latent import BoundModel
+    from deepul_helpers.metrics import sample_quality as sq
+    from deepul_helpers.models import flows as fl
+    from deepul_helpers.models import implicit
+    from deepul_helpers.models import latent as lt
+
+    rows = []
+    for name in TOYS_2D:
+        for family, label, make, lr, bs in (
+                ("autoregressive", AR_2D, lambda: fl.CDFFlow2d(16, "gaussian", 128), 3e-3, 512),
+                ("flows", FLOW_2D, lambda: fl.RealNVP(2, 8, 64), 1e-3, 128)):
+            rows.append(schema.likelihood_row(family, label, name, make, epochs=MAX_EPOCHS, lr=lr, batch_size=bs,
+                                              quick=quick, device=device, n_samples=1000, budget_s=budget,
+                                              budget_clock="cpu", lr_schedule="cosine", grad_clip=100.0,
+                                              measure=lambda _m, _t: {"budget_cpu_s": budget}))
+    for name in MIXTURES_2D:
+        x = data.load(name)
+        for family, label in (("implicit", GAN_2D), ("latent", VAE_2D)):
+            config.seed_everything(0)
+            if family == "implicit":
+                model = implicit.mlp_gan(2, hidden=128, layers=3)
+                hist = _fit(model, x, implicit.gan_step, 1e-3, 256, budget, quick, device)
+            else:  # no NLL row: the narrow mixtures' entropy is negative, a gap in % is undefined
+                model = BoundModel(lt.VAE((2,), "gaussian", latent_dim=2, hidden=64, warmup_iters=400), 8)
+                hist = _fit(model, x, lt.objective_step, 2e-3, 128, budget, quick, device)
+            model = model.cpu().eval()
+            torch.manual_seed(10_000)
+            cov = sq.mode_coverage(model.sample(2500).numpy(), name)
+            rows.append(schema.make_row(family, label, name, history=hist,
+                                        params=_params(model), budget_cpu_s=budget,
+                                        s_per_1000_samples=schema.seconds_per_1000_samples(model, 1000),
+                                        modes_covered=float(cov["modes_covered"]),
+                                        high_quality_share=float(cov["high_quality"])))
+    return rows
+
+
+def _ssl_rows(budget: float, quick: bool, device: str) -> list[dict]:
+    """SimCLR at batch 32 and 256, MoCo at batch 32 (queue 512), the same budget; raw pixels."""
+    from deepul_helpers.augment import Augment
+    from deepul_helpers.metrics import probes
+    from deepul_helpers.models import selfsupervised as ssl
+
+    x, y = data.load("digits", labels=True)
+    xt, yt = data.load("digits", "test", labels=True)
+    inf = data.info("digits")
+    views = Augment(shift=1, degrees=20, scale=(0.8, 1.2), noise=0.05, cutout=3)
+    specs = [(SIMCLR_32, lambda: ssl.SimCLR(inf.shape, inf.levels, 64, augment=views), 32),
+             (SIMCLR_256, lambda: ssl.SimCLR(inf.shape, inf.levels, 64, augment=views), 256),
+             (MOCO_32, lambda: ssl.MoCo(inf.shape, inf.levels, 64, augment=views, queue_size=512), 32)]
+    rows = []
+    for label, make, bs in specs:
+        config.seed_everything(0)
+        model = make()
+        step = model.train_step if isinstance(model, ssl.MoCo) else None
+        hist = train.fit(model, x, epochs=MAX_EPOCHS, budget_s=budget, budget_clock="cpu", lr=1e-3, batch_size=bs,
+                         seed=0, device=device, quick=quick, progress=False, step=step)
+        model = model.cpu().eval()
+        rows.append(schema.make_row("selfsupervised", label, "digits", history=hist, params=_params(model),
+                                    budget_cpu_s=budget, **_probe(model.encode, x, y, xt, yt)))
+    rows.append(schema.make_row("selfsupervised", RAW, "digits", data_dims=math.prod(inf.shape),
+                                **_probe(probes.pixels, x, y, xt, yt)))
+    return rows
+
+
+def run(quick: bool = False, device: str = "auto", budget_cpu_s: float | None = None,
+        toy_budget_cpu_s: float | None = None, artifacts: dict | None = None) -> list[dict]:
+    """Every family's rows (see the module docstring). ``artifacts``: a dict to fill with sample grids
+    (``samples/<label>``) and interpolation strips (``interp/<label>``: (pairs, steps, 8, 8, 1)); in full
+    mode they are also saved to ``ARTIFACTS``."""
+    quick = config.is_quick(quick)
+    budget = float(budget_cpu_s or BUDGET_CPU_S)
+    toy_budget = float(toy_budget_cpu_s or TOY_BUDGET_CPU_S)
+    keep = {} if artifacts is None else artifacts
+    rows = []
+    for spec in digit_specs(k_iw=config.pick(8, 2, quick=quick)):
+        row = _image_row(spec, budget, quick, device, keep)
+        print(f"  {spec.family:15s} {spec.label:38s} bits/dim {row['test_bits_per_dim'] or float('nan'):.3f}  "
+              f"FD {row['fid']:.2f}  ({row['train_cpu_s']:.0f} CPU s)", flush=True)
+        rows.append(row)
+    rows += _toy_rows(toy_budget, quick, device)
+    rows += _ssl_rows(budget, quick, device)
+    for row in rows:
+        schema.validate_row(row)
+    if not quick:
+        ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(ARTIFACTS, **keep)
+    return rows
