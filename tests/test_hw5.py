@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepul_helpers.autograde import transport
+from deepul_helpers.autograde.verdict import grade_here, notebook_namespace
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "solutions" / "hw5_self_supervised" / "hw5.ipynb"
@@ -36,21 +35,7 @@ def verdict():
 @pytest.fixture(scope="module")
 def solution_ns():
     """The namespace the grader builds: parameters, the setup cell, then the solution cells."""
-    ns = {"quick": True, "seed": 0, "device": "cpu"}
-    for c in json.loads(SOURCE.read_text())["cells"]:
-        meta = c["metadata"].get("nbgrader", {})
-        if meta.get("grade_id") == "setup" or meta.get("solution"):
-            exec(compile("".join(c["source"]), meta["grade_id"], "exec"), ns)
-    return ns
-
-
-def _grade(q, ns, seed):
-    """probe -> transport (the sandbox's strict plain-data round trip) -> judge."""
-    out = q.probe(ns, seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        transport.dump(out, tmp, q.grade_id)
-        out = transport.load(tmp, q.grade_id)
-    return q.judge(out, seed)
+    return notebook_namespace(SOURCE)
 
 
 def _unfit(*args, **kwargs):
@@ -106,8 +91,8 @@ def test_judge_takes_exactly_the_points_of_a_wrong_component(verdict, solution_n
                                                                lost):
     (q,) = [q for q in verdict.QUESTIONS if q.grade_id == grade_id]
     base_ns = {**solution_ns, **({FITS[grade_id]: _unfit} if grade_id in FITS else {})}  # only components differ
-    base, _ = _grade(q, base_ns, verdict.HIDDEN_SEED)
-    wrong_points, messages = _grade(q, {**base_ns, name: wrong}, verdict.HIDDEN_SEED)
+    base, _ = grade_here(q, base_ns, verdict.HIDDEN_SEED)
+    wrong_points, messages = grade_here(q, {**base_ns, name: wrong}, verdict.HIDDEN_SEED)
     assert base == q.points - FIT_POINTS[grade_id], "the stubbed training function loses its points, nothing else"
     assert wrong_points == pytest.approx(base - lost), (base, wrong_points, messages)
     assert any(where in m for m in messages), messages
@@ -121,7 +106,7 @@ def test_a_bound_that_is_not_log_n_minus_the_loss_loses_its_point(verdict, solut
         tr, te, bound = solution_ns["q1_fit"](train, test, batch_size, **kw)
         return tr, te, bound + 1.0
 
-    points, messages = _grade(q, {**solution_ns, "q1_fit": fit_claims_more}, verdict.HIDDEN_SEED)
+    points, messages = grade_here(q, {**solution_ns, "q1_fit": fit_claims_more}, verdict.HIDDEN_SEED)
     assert points == pytest.approx(q.points - 1) and any("log(batch_size)" in m for m in messages), messages
 
 
