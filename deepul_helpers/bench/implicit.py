@@ -49,7 +49,7 @@ def _mode_rows(quick: bool, device: str) -> list[dict]:
     from deepul_helpers.models import implicit
 
     rows = []
-    epochs = 1 if quick else 60
+    epochs = 1 if quick else 40
     for name in ("gaussians_8_narrow", "gaussians_25_narrow"):
         x = data.load(name)
         for label, (loss, pack) in GANS_2D.items():
