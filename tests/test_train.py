@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -123,17 +124,15 @@ def test_checkpoint_resume_equals_straight_run(tmp_path, clean_quick_env):
         fit(MLPDensity(), train, test, epochs=5, batch_size=16, seed=8, checkpoint=ckpt)
 
 
+class Sleepy(IndependentCategorical):
+    def loss(self, x):
+        time.sleep(0.01)  # wall time without CPU time
+        return super().loss(x)
+
+
 def test_budget_stops_training(clean_quick_env):
     train, test = _data(n=5000)
-
-    class Slow(IndependentCategorical):
-        def loss(self, x):
-            import time
-
-            time.sleep(0.01)
-            return super().loss(x)
-
-    h = fit(Slow(4, 5), train, test, budget_s=0.3, batch_size=8)
+    h = fit(Sleepy(4, 5), train, test, budget_s=0.3, batch_size=8)
     assert h.stopped_by_budget
     assert 1 <= h.iterations < 100
     assert len(h.test_losses) == h.epochs + 1
@@ -271,15 +270,7 @@ def test_history_as_dict_is_json_and_keeps_train_extra(clean_quick_env):
 
 
 def test_cpu_budget_ignores_time_spent_waiting(clean_quick_env):
-    import time
-
     train, _ = _data(n=400)
-
-    class Sleepy(IndependentCategorical):
-        def loss(self, x):
-            time.sleep(0.01)  # wall time without CPU time
-            return super().loss(x)
-
     wall = fit(Sleepy(4, 5), train, None, epochs=1, budget_s=0.2, batch_size=8)
     cpu = fit(Sleepy(4, 5), train, None, epochs=1, budget_s=0.2, batch_size=8, budget_clock="cpu")
     assert wall.stopped_by_budget and wall.iterations < 40
