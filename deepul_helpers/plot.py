@@ -418,4 +418,75 @@ __all__ = [
     "receptive_field", "hist_1d",
     "training_curves", "table", "text_lines", "waveforms", "timing", "close",
     "bench_gap", "bench_bits_per_dim", "bench_sampling_time", "bench_figures",
+    "curves", "grouped_bars", "image_panels", "labelled_scatter",
 ]
+
+
+def curves(xs, series: dict[str, list[float]], xlabel: str, ylabel: str, title=None, logx=False, logy=False,
+           note: str | None = None, save_to=None):
+    """Lines of measured values against one x (a None value leaves a gap); ``note`` says how they were
+    measured, under the axes (round-up: sampling time against dimension, probe accuracy against labels)."""
+    fig, ax = _fig_ax(None, figsize=(5.5, 3.8))
+    for label, ys in series.items():
+        ax.plot(xs, [np.nan if y is None else y for y in ys], "o-", label=label)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if note:
+        import textwrap
+
+        ax.annotate("\n".join(textwrap.wrap(note, 80)), xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -36),
+                    textcoords="offset points", ha="center", va="top", fontsize=8, color="0.3")
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title=None, save_to=None):
+    """One group of bars per key of ``groups`` (e.g. a model), one bar per inner key (e.g. a data set)."""
+    names = list(dict.fromkeys(k for g in groups.values() for k in g))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = _fig_ax(None, figsize=(max(5.0, 0.9 * len(groups) + 1.5), 3.8))
+    for i, name in enumerate(names):
+        ys = [groups[g].get(name, np.nan) for g in groups]
+        ax.bar(np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width, ys, width, label=name)
+    ax.set_xticks(np.arange(len(groups)), list(groups), rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)
+
+
+def image_panels(panels: dict, levels: int | None = None, nrow: int | None = None, ncols: int = 4, title=None,
+                 save_to=None):
+    """Several image grids side by side, one per key of ``panels`` (label -> images NHWC), ``ncols`` a row."""
+    n = len(panels)
+    rows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(rows, min(n, ncols), figsize=(2.6 * min(n, ncols), 2.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (label, images) in zip(axes.ravel(), panels.items()):
+        grid = image_grid(images, nrow=nrow, levels=levels)
+        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, save_to)
+
+
+def labelled_scatter(points: dict[str, tuple[float, float]], xlabel: str, ylabel: str, title=None, save_to=None):
+    """Points (x, y) each annotated with its label (e.g. a published figure against our own)."""
+    fig, ax = _fig_ax(None, figsize=(5, 4))
+    for label, (x, y) in points.items():
+        ax.plot(x, y, "o")
+        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save_to)

@@ -122,6 +122,8 @@ def test_quick_rows_follow_the_schema_and_cover_every_family(quick_rows):
     assert (par["sampling_passes"], par["sampling_passes_20x20"]) == (10, 16)
     assert all(w["latent_dims"] == 64 for w in rows if w["family"] == "flows" and w["dataset"] == "digits")
     assert artifacts[f"interp/{r.VAE}"].shape == (4, 8, 8, 8, 1)
+    strips, xt = artifacts[f"interp/{r.FLOW_U}"], data.load("digits", "test")[:8]  # a flow decodes its z exactly
+    assert np.array_equal(strips[:, 0], xt[0::2]) and np.array_equal(strips[:, -1], xt[1::2])
     assert artifacts[f"samples/{r.DCGAN}"].shape[1:] == (8, 8, 1)
     verdicts = claims.table(rows)
     assert len(verdicts) == len(claims.CLAIMS) and all(c["verdict"] in claims.VERDICTS for c in verdicts)

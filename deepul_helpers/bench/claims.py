@@ -307,3 +307,30 @@ CLAIMS = (density_autoregressive, log_time_sampling, ar_continuous, flows_contin
 def table(rows) -> list[dict]:
     """Every claim's dict, in the lecture's order."""
     return [claim(rows) for claim in CLAIMS]
+
+
+# the lecture's advice as a decision guide: (if you want, use, the claim whose measured row backs it)
+GUIDE = [
+    ("the best density (bits/dim) on discrete data", "an autoregressive model", density_autoregressive),
+    ("density, but n network passes per sample are too many", "a parallel multiscale PixelCNN (log n passes)",
+     log_time_sampling),
+    ("a density on continuous data", "a flow, or a continuous autoregressive density", ar_continuous),
+    ("exact likelihood and one-pass sampling, no compression", "a flow (z is as big as x)", flows_z_as_big_as_x),
+    ("representation, sampling and a likelihood bound at once", "a VAE", vae_first_choice),
+    ("sharp samples with little compute", "a GAN", gan_quality_per_compute),
+    ("every mode of the data covered", "a likelihood model rather than a GAN", gan_mode_dropping),
+    ("features for a task with few labels", "a self-supervised encoder, not an autoregressive model",
+     ar_no_representation),
+    ("to flag inputs unlike the training data", "not the likelihood alone", ood_likelihood),
+]
+
+
+def decision_guide(rows) -> list[dict]:
+    """Each line of ``GUIDE`` with the claim that backs it, that claim's verdict and numbers (the OOD line's
+    advice holds when its claim, "higher likelihood means more like the training data", is not supported)."""
+    out = []
+    for want, use, claim in GUIDE:
+        c = claim(rows)
+        out.append({"if you want": want, "use": use, "backed by the claim": c["claim"], "its verdict": c["verdict"],
+                    "numbers": c["numbers"]})
+    return out

@@ -46,7 +46,9 @@ from deepul_helpers.bench import schema
 BUDGET_CPU_S = 60.0  # CPU seconds of training per image model (the same for every family)
 TOY_BUDGET_CPU_S = 20.0  # per 2D model
 MAX_EPOCHS = 400  # a cap: the budget ends training first in full mode
-ARTIFACTS = Path("out/bench/roundup_artifacts.npz")
+OUT = Path(__file__).resolve().parents[2] / "out" / "bench"  # where `deepul bench roundup` writes, run from the repo
+ARTIFACTS = OUT / "roundup_artifacts.npz"
+REGENERATE = "nice -n 10 deepul bench roundup   (from the repository root; about 30 CPU minutes)"
 OOD_SETS = ("inverted", "noise", "shapes", "blank")
 
 # Ho, Chen, Srinivas, Duan, Abbeel (2019), "Flow++", Table 2: test bits/dim on
@@ -266,7 +268,7 @@ def _image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: d
             z = enc(torch.as_tensor(xt[:8]))
             extra["latent_dims"] = int(z[0].numel())
             if artifacts is not None:
-                t = torch.linspace(0, 1, 8)[:, None, None]
+                t = torch.linspace(0, 1, 8).reshape(8, *[1] * z.dim())  # (8 steps, 1, 1, ...)
                 line = (1 - t) * z[0::2][None, :4] + t * z[1::2][None, :4]  # (8 steps, 4 pairs, ...) in z
                 strips = dec(line.reshape(32, *z.shape[1:]))  # (32, 8, 8, 1) images
                 artifacts[f"interp/{spec.label}"] = np.asarray(strips).reshape(8, 4, *shape).transpose(1, 0, 2, 3, 4)
@@ -369,3 +371,22 @@ def run(quick: bool = False, device: str = "auto", budget_cpu_s: float | None = 
         ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(ARTIFACTS, **keep)
     return rows
+
+
+def load_or_run(quick: bool = False, device: str = "auto") -> tuple[list[dict], dict, str]:
+    """(rows, artifacts, note): the full benchmark's ``out/bench/roundup.json`` and its artifacts when they
+    exist and ``quick`` is off, else the quick benchmark run now; ``note`` says which, and how to regenerate."""
+    import json
+    import time
+
+    results = OUT / "roundup.json"
+    if not config.is_quick(quick) and results.exists() and ARTIFACTS.exists():
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.stat().st_mtime))
+        with np.load(ARTIFACTS) as npz:
+            artifacts = {k: npz[k] for k in npz.files}
+        return json.loads(results.read_text()), artifacts, (f"Loaded {results} (measured {when}). Regenerate with:"
+                                                            f" {REGENERATE}")
+    artifacts: dict = {}
+    rows = run(quick=True, device=device, artifacts=artifacts)
+    return rows, artifacts, ("Ran the QUICK benchmark just now (a few iterations per model: the numbers check the "
+                             f"code, not the claims). For the measured verdicts run: {REGENERATE}")
