@@ -35,6 +35,13 @@ def _out(claim, measurement, numbers="", verdict=NOT_MEASURED, models=()) -> dic
             "models": ", ".join(models)}
 
 
+def _checked(claim, how, checks, nums, models) -> dict:
+    """A claim decided by a list of checks (see ``_count``), each with its numbers; none: not measured."""
+    if not checks:
+        return _out(claim, how)
+    return _out(claim, how, "; ".join(nums), _count(*checks), models)
+
+
 def _count(*checks: bool) -> str:
     """All true: supported; none: not supported; else mixed."""
     return SUPPORTED if all(checks) else NOT_SUPPORTED if not any(checks) else MIXED
@@ -86,9 +93,7 @@ def ar_continuous(rows) -> dict:
         if a is not None and f is not None:
             checks.append(_ce_gap(a) <= _ce_gap(f))
             nums.append(f"{name}: {_ce_gap(a):.1f}% vs {_ce_gap(f):.1f}%")
-    if not checks:
-        return _out(claim, how)
-    return _out(claim, how, "; ".join(nums), _count(*checks), [r.AR_2D, r.FLOW_2D])
+    return _checked(claim, how, checks, nums, [r.AR_2D, r.FLOW_2D])
 
 
 def _best_ar_bits(rows):
@@ -152,9 +157,7 @@ def blurry_vs_modes(rows) -> dict:
             checks += [v["high_quality_share"] < g["high_quality_share"], v["modes_covered"] >= g["modes_covered"]]
             nums.append(f"{name}: quality {v['high_quality_share']:.2f} vs {g['high_quality_share']:.2f}, "
                         f"modes {v['modes_covered']:.0f} vs {g['modes_covered']:.0f}")
-    if not checks:
-        return _out(claim, how)
-    return _out(claim, how, "; ".join(nums), _count(*checks), [r.VAE_2D, r.GAN_2D])
+    return _checked(claim, how, checks, nums, [r.VAE_2D, r.GAN_2D])
 
 
 def simclr_batch_moco_queue(rows) -> dict:
@@ -239,7 +242,7 @@ def vae_blurry(rows) -> dict:
         if a is not None and b is not None:
             checks.append(a["high_quality_share"] < b["high_quality_share"])
             nums.append(f"{name} {a['high_quality_share']:.2f} vs {b['high_quality_share']:.2f}")
-    return _out(claim, how, "; ".join(nums), _count(*checks), [r.VAE, r.DCGAN, r.VAE_2D, r.GAN_2D])
+    return _checked(claim, how, checks, nums, [r.VAE, r.DCGAN, r.VAE_2D, r.GAN_2D])
 
 
 def gan_mode_dropping(rows) -> dict:
@@ -250,9 +253,7 @@ def gan_mode_dropping(rows) -> dict:
         if g is not None:
             checks.append(g["modes_covered"] < k)
             nums.append(f"{name} {g['modes_covered']:.0f}/{k}")
-    if not checks:
-        return _out(claim, how)
-    return _out(claim, how, "; ".join(nums), _count(*checks), [r.GAN_2D, r.DCGAN])
+    return _checked(claim, how, checks, nums, [r.GAN_2D, r.DCGAN])
 
 
 def gan_metrics_generalisation(rows) -> dict:
