@@ -182,10 +182,8 @@ def bench_page(family: str, json_path: Path, fig_dir: Path) -> str:
     folder = json_path.parent.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path.parent
     lines = [f"# Benchmark: {family}", "",
              f"Rows written by `deepul bench {family} --out {folder}` on {when}: measured values only; "
-             "timings are wall-clock seconds on the machine that ran it (possibly shared).", ""]
-    if any(r.get("quick") for r in rows):
-        lines += ["```{warning}", "These rows come from a **quick** run (a few iterations): they show that the "
-                  "benchmark runs, not how good the models are.", "```", ""]
+             "timings are wall-clock seconds on the machine that ran it (possibly shared). A run with `--quick` "
+             "trains a few iterations only: see `epochs` and `iterations`.", ""]
     for name, fig in plot.bench_figures(rows, title_prefix=family):
         fname = f"{family}_{name}.png"
         fig.savefig(fig_dir / fname, dpi=110, bbox_inches="tight")
