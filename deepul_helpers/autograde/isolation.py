@@ -3,15 +3,25 @@
 Both halves of the wall are here:
 
 - in the trusted grader: what this machine allows (:func:`capabilities`), the command prefix that
-  creates new network, mount and PID namespaces (:func:`namespace_command`, util-linux ``unshare``),
-  the sandbox's user ids and its private working folder (:func:`prepare_workdir`);
-- in the sandboxed process, before any student code: :func:`enter` hides the private paths under
-  empty read-only mounts, gives the run a private ``/tmp`` holding only its working folder, drops
-  to the sandbox user (no groups, no new privileges), sets the resource limits and a clean
-  environment.
+  creates the walls (:func:`namespace_command`), the sandbox's user ids and its private working
+  folder (:func:`prepare_workdir`);
+- in the sandboxed process, before any student code: :func:`enter` sets the resource limits and a
+  clean environment, and (root mode) hides the private paths under empty read-only mounts, gives
+  the run a private ``/tmp`` holding only its working folder and drops to the sandbox user.
 
-Without root or ``unshare`` it degrades (same user, no namespaces) and says so once;
-``DEEPUL_SANDBOX=degraded`` forces that mode (for tests, or a platform where ``unshare`` misbehaves).
+Three modes, chosen once per process (:func:`capabilities`):
+
+- ``root``: util-linux ``unshare`` makes new network, mount and PID namespaces; the runner mounts
+  and drops to a user id of its own per submission (no groups, no new privileges);
+- ``bwrap`` (an ordinary user, or ``DEEPUL_SANDBOX=bwrap``): bubblewrap, unprivileged, makes new
+  user, network, mount, PID, IPC and UTS namespaces; every mount is built on the trusted side
+  (:func:`bwrap_command`) before the runner starts: the whole file system read-only, empty mounts
+  over the private paths, over ``/tmp``, ``/var/tmp``, ``/run`` (sockets) and the grader's home
+  (the runtime bound back read-only), the submission's folder as ``/tmp/sandbox``; the runner only
+  sets limits and environment. Student code runs as the grader's uid, but sees nothing of the
+  grader's that the root mode's sandbox user could not;
+- ``degraded``: no walls but the limits, with a loud warning; only where neither works (or
+  ``DEEPUL_SANDBOX=degraded``, for tests).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,8 +45,13 @@ UID_BASE = 200_000  # sandbox uids: UID_BASE + random run offset + submission in
 @dataclass
 class Capabilities:
     switch_user: bool
-    namespaces: bool
+    namespaces: bool                # root mode: unshare + mounts inside the runner
     warnings: list[str] = field(default_factory=list)
+    bwrap: bool = False             # bwrap mode: bubblewrap builds the walls before the runner starts
+
+    @property
+    def mode(self) -> str:
+        return "root" if self.namespaces else "bwrap" if self.bwrap else "degraded"
 
 
 def runtime_paths() -> list[str]:
@@ -49,19 +65,47 @@ def _others_can_read(path: str) -> bool:
     return all(os.stat(a).st_mode & 0o001 for a in [*p.parents, p]) and bool(os.stat(p).st_mode & 0o004)
 
 
+def _bwrap_problem() -> str | None:
+    """Why bubblewrap cannot build an unprivileged sandbox here (None: it can)."""
+    if not shutil.which("bwrap"):
+        return "bubblewrap is not installed (`apt-get install bubblewrap`)"
+    try:
+        probe = subprocess.run(["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+                                "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "true"],
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bubblewrap failed to start: {e}"
+    if probe.returncode != 0:
+        return ("bubblewrap cannot create a user namespace here (" + probe.stderr.strip()[:200] + "); the kernel "
+                "forbids unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                "user.max_user_namespaces > 0, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)")
+    return None
+
+
+DEGRADED = ("STUDENT CODE IS NOT ISOLATED: it runs as the grader's own user, can read and overwrite whatever "
+            "that user can (solutions/, verdicts, the gradebook, other students' notebooks, your files) and "
+            "can reach the network; only the resource and time limits hold. ")
+
+
 @lru_cache(maxsize=1)
 def capabilities() -> Capabilities:
     """What isolation this machine allows; each missing piece comes with a warning."""
     warn = []
-    if os.environ.get("DEEPUL_SANDBOX") == "degraded":  # to test (or force) the fallback
+    forced = os.environ.get("DEEPUL_SANDBOX")
+    if forced == "degraded":  # to test (or force) the fallback
         return Capabilities(switch_user=False, namespaces=False,
                             warnings=["DEEPUL_SANDBOX=degraded: no user switch, no namespaces"])
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    if not root:
-        warn.append("the grader is not running as root: student code runs as the grader's own user "
-                    "and can read whatever that user can (run `deepul autograde` as root for isolation)")
+    if forced == "bwrap" or not root:
+        problem = _bwrap_problem()
+        if problem is None:
+            return Capabilities(switch_user=False, namespaces=False, bwrap=True)
+        if not root:
+            return Capabilities(switch_user=False, namespaces=False, warnings=[
+                DEGRADED + problem + ". Fix that (or grade as root) before grading a real class."])
+        warn.append(f"DEEPUL_SANDBOX=bwrap: {problem}; using the root sandbox")
     ns = False
-    if root and shutil.which("unshare"):
+    if shutil.which("unshare"):
         probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child",
                                 "--mount-proc", "true"], capture_output=True)
         ns = probe.returncode == 0
@@ -69,8 +113,8 @@ def capabilities() -> Capabilities:
         warn.append("network/mount/PID namespaces are not available (needs Linux, root and util-linux "
                     "`unshare`): student code may reach the network and read files outside its folder "
                     "that the sandbox user can read")
-    switch = root
-    if root and not ns and not all(_others_can_read(p) for p in runtime_paths()):
+    switch = True
+    if not ns and not all(_others_can_read(p) for p in runtime_paths()):
         switch = False
         warn.append("the Python installation is not readable by other users and namespaces are missing: "
                     "student code runs as root")
@@ -78,8 +122,12 @@ def capabilities() -> Capabilities:
 
 
 def warn_once() -> None:
-    for w in capabilities().warnings:
+    caps = capabilities()
+    for w in caps.warnings:
         warnings.warn("deepul autograde: " + w, stacklevel=2)
+    if caps.mode == "degraded" and os.environ.get("DEEPUL_SANDBOX") != "degraded":
+        bar = "!" * 100
+        print(f"{bar}\ndeepul autograde: WARNING: {caps.warnings[-1]}\n{bar}", file=sys.stderr)
 
 
 def run_offset() -> int:
@@ -97,14 +145,80 @@ def prepare_workdir(path: Path, uid: int | None) -> None:
     os.chmod(path, 0o700)
 
 
+SANDBOX_DIR = "/tmp/sandbox"   # the submission's folder, as the sandboxed process sees it
+CARRIED_DIR = "/run/deepul"    # bwrap mode: the spec and the verdict, copied in read-only
 
-def namespace_command(cmd: list[str]) -> list[str]:
-    """``cmd`` run in new network, mount and PID namespaces (where :func:`capabilities` allows it);
-    the whole process tree dies with it."""
-    if not capabilities().namespaces:
-        return cmd
+
+def inside_spec(spec: dict) -> dict:
+    """The spec as the runner must read it: in bwrap mode its folders are where bubblewrap puts them."""
+    if not capabilities().bwrap:
+        return spec
+    inner = dict(spec, workdir=SANDBOX_DIR, namespaces=False, uid=None, hide=[], expose=[])
+    if "verdict_path" in spec:
+        inner["verdict_path"] = f"{CARRIED_DIR}/verdict.py"
+    return inner
+
+
+def namespace_command(cmd: list[str], spec: dict, spec_path: Path) -> tuple[list[str], list[int]]:
+    """``cmd SPEC`` run behind the walls of this machine's mode, and the descriptors the command
+    must inherit (the caller closes them once it has started). Root mode: new network, mount and
+    PID namespaces (``unshare``); bwrap mode: :func:`bwrap_command`; the process tree dies with it."""
+    caps = capabilities()
+    if caps.bwrap:
+        fds = [os.open(spec_path, os.O_RDONLY)]
+        carried = {f"{CARRIED_DIR}/spec.json": fds[0]}
+        if "verdict_path" in spec:
+            fds.append(os.open(spec["verdict_path"], os.O_RDONLY))
+            carried[f"{CARRIED_DIR}/verdict.py"] = fds[1]
+        return bwrap_command([*cmd, f"{CARRIED_DIR}/spec.json"], spec, carried), fds
+    if not caps.namespaces:
+        return [*cmd, str(spec_path)], []
     return ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
-            "--propagation", "private", "--", *cmd]
+            "--propagation", "private", "--", *cmd, str(spec_path)], []
+
+
+@lru_cache(maxsize=1)
+def _bwrap_help() -> str:
+    return subprocess.run(["bwrap", "--help"], capture_output=True, text=True).stdout
+
+
+def _under(path: str, folders) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def bwrap_command(cmd: list[str], spec: dict, carried: dict[str, int]) -> list[str]:
+    """The bubblewrap command line for ``cmd`` (unprivileged): new user, network, mount, PID, IPC,
+    UTS namespaces, no capabilities, a new session (no terminal injection), killed with its parent;
+    the file system read-only; empty mounts over the grader's home, ``/tmp``, ``/var/tmp``, ``/run``
+    and every path in ``spec["hide"]``; the runtime (``spec["expose"]``) bound back read-only where
+    one of those covered it; the submission's folder writable at ``SANDBOX_DIR``; ``carried``
+    (in-sandbox path -> descriptor) copied in read-only."""
+    size = ["--size", str(64 << 20)] if "--size" in _bwrap_help() else []  # bubblewrap >= 0.7
+    argv = ["bwrap", "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+            *(["--disable-userns"] if "--disable-userns" in _bwrap_help() else []),  # bubblewrap >= 0.8
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *size, "--tmpfs", "/dev/shm"]
+    home = {os.path.realpath(h) for h in (os.path.expanduser("~"), os.environ.get("HOME") or "/") if h}
+    covered = sorted({os.path.realpath(p) for p in ("/tmp", "/var/tmp", "/run", tempfile.gettempdir())}
+                     | home - {"/"})
+    covered = [c for c in covered if os.path.isdir(c) and not _under(c, [d for d in covered if d != c])]
+    for c in covered:
+        argv += [*size, "--tmpfs", c]
+    expose = sorted({os.path.realpath(p) for p in spec.get("expose", [])})
+    back = [p for p in expose if os.path.isdir(p) and _under(p, covered)]
+    for p in back:
+        argv += ["--ro-bind", p, p]
+    argv += ["--bind", os.path.realpath(spec["workdir"]), SANDBOX_DIR]
+    hide = sorted({os.path.realpath(p) for p in spec.get("hide", [])})
+    for p in hide:
+        if (_under(p, covered) and not _under(p, back)) or _under(p, [h for h in hide if h != p]):
+            continue  # already under an empty mount
+        if os.path.isdir(p):
+            argv += ["--tmpfs", p, "--remount-ro", p]
+        elif os.path.exists(p):
+            argv += ["--ro-bind", "/dev/null", p]
+    for dest, fd in carried.items():
+        argv += ["--ro-bind-data", str(fd), dest]
+    return [*argv, "--chdir", SANDBOX_DIR, "--", *cmd]
 
 
 # ----------------------------------------------------------------------------- inside the sandbox

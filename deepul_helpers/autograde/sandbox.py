@@ -1,8 +1,8 @@
 """Start the untrusted runner (``runner.py``) in a sandbox, from the trusted grader, and wait for it.
 
 One :func:`run` per sandboxed run: the spec is written where only the grader can read it, the
-runner starts behind the walls of ``isolation.py`` (new namespaces, a user id of its own,
-resource limits set before any student code), and this side
+runner starts behind the walls of ``isolation.py`` (new namespaces, as root a user id of its own,
+as an ordinary user bubblewrap's mounts; resource limits set before any student code), and this side
 
 - enforces the wall-clock limit: the process group is killed, and with it the PID namespace;
 - captures stdout/stderr with a size cap (first and last bytes kept);
@@ -106,14 +106,19 @@ def run(spec: dict, control_dir: Path, limits: Limits, *, event_pipe: bool = Fal
         spec["event_fd"] = write_fd
         pass_fds = (write_fd,)
     spec_path = control_dir / f"spec-{spec['mode']}.json"
-    spec_path.write_text(json.dumps(spec))
+    spec_path.write_text(json.dumps(isolation.inside_spec(spec)))
     os.chmod(spec_path, 0o600)
-    cmd = isolation.namespace_command([sys.executable, "-I", "-m", "deepul_helpers.autograde.runner",
-                                       str(spec_path)])
+    cmd, carried = isolation.namespace_command([sys.executable, "-I", "-m", "deepul_helpers.autograde.runner"],
+                                               spec, spec_path)
     out_r, out_w = os.pipe()
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=pass_fds,
-                            start_new_session=True, cwd=str(control_dir), env=_base_env())
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                                pass_fds=(*pass_fds, *carried), start_new_session=True, cwd=str(control_dir),
+                                env=_base_env())
+    finally:
+        for fd in carried:
+            os.close(fd)
     os.close(out_w)
     if event_pipe:
         os.close(pass_fds[0])
