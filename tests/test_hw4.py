@@ -6,29 +6,23 @@ cells, release, full marks through the grader) is checked by tests/test_assignme
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
-import tempfile
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from deepul_helpers import data, notebook
-from deepul_helpers.autograde import transport
+from deepul_helpers.autograde.verdict import grade_here, notebook_namespace
 from deepul_helpers.homework import hw4
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "solutions" / "hw4_implicit" / "hw4.ipynb"
 VERDICT = REPO / "grading" / "verdicts" / "hw4_implicit.py"
 pytestmark = pytest.mark.grading
-
-
-def _cells(path):
-    nb = json.loads(path.read_text())
-    return [(c["metadata"].get("nbgrader", {}), "".join(c["source"]), c) for c in nb["cells"]]
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +36,7 @@ def verdict():
 @pytest.fixture(scope="module")
 def solution_ns():
     """The namespace the grader builds: parameters, the setup cell, then the solution cells."""
-    ns = {"quick": True, "seed": 0, "device": "cpu"}
-    for meta, src, _ in _cells(SOURCE):
-        if meta.get("grade_id") == "setup" or meta.get("solution"):
-            exec(compile(src, meta["grade_id"], "exec"), ns)
-    return ns
-
-
-def _grade(q, ns, seed):
-    """probe -> transport (the sandbox's strict plain-data round trip) -> judge."""
-    out = q.probe(ns, seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        transport.dump(out, tmp, q.grade_id)
-        out = transport.load(tmp, q.grade_id)
-    return q.judge(out, seed)
+    return notebook_namespace(SOURCE)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +53,7 @@ def reference(verdict, solution_ns):
             return cached[_name]
 
         ns[name] = once
-    points = {q.grade_id: _grade(q, ns, verdict.HIDDEN_SEED) for q in verdict.QUESTIONS}
+    points = {q.grade_id: grade_here(q, ns, verdict.HIDDEN_SEED) for q in verdict.QUESTIONS}
     return ns, points
 
 
@@ -135,7 +116,7 @@ def test_a_wrong_component_loses_exactly_its_points(verdict, reference, question
     q = next(q for q in verdict.QUESTIONS if q.grade_id == question)
     bad = dict(ns)
     bad[name] = wrong(ns)
-    got, messages = _grade(q, bad, verdict.HIDDEN_SEED)
+    got, messages = grade_here(q, bad, verdict.HIDDEN_SEED)
     assert got == pytest.approx(points[question][0] - lost), messages
     assert any(name in m for m in messages), messages
 
@@ -147,12 +128,12 @@ def test_a_missing_training_function_scores_nothing_for_it(verdict, reference):
     def raises(*a, **k):
         raise RuntimeError("not written yet")
 
-    got, messages = _grade(q, dict(ns, q4_fit=raises), verdict.HIDDEN_SEED)
+    got, messages = grade_here(q, dict(ns, q4_fit=raises), verdict.HIDDEN_SEED)
     assert got == 1.0 and any("q4_fit raised RuntimeError" in m for m in messages)
 
 
 def test_the_notebook_states_every_quality_row():
-    text = "\n".join(src for meta, src, c in _cells(SOURCE) if c["cell_type"] == "markdown")
+    text = "\n".join(c.source for c in nbformat.read(str(SOURCE), as_version=4).cells if c.cell_type == "markdown")
     for row in hw4.QUALITY.values():
         assert row.markdown() in text, row.key
     assert all(r.better in ("lower", "higher") and r.tol > 0 for r in hw4.QUALITY.values())
