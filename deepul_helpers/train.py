@@ -300,6 +300,9 @@ def _save_checkpoint(path: Path, model, optimizer, seed, record: _Record, clock:
 def _resume(path: Path, model, optimizer, seed, record: _Record) -> tuple[float, float]:
     """Restore model, optimizer, random states and ``record`` from ``path``; -> (wall, CPU) seconds so far."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
+    if "record" not in payload:
+        raise ValueError(f"checkpoint {path} was written by an older version of fit and cannot be resumed; "
+                         "delete it (or pass another checkpoint path) to train from the start")
     if payload.get("seed") != seed:
         raise ValueError(f"checkpoint {path} was written with seed={payload.get('seed')}, not seed={seed}; "
                          "pass the same seed or another checkpoint path")

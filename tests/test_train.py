@@ -122,6 +122,10 @@ def test_checkpoint_resume_equals_straight_run(tmp_path, clean_quick_env):
     assert np.array_equal(resumed.test_losses, straight.test_losses)
     with pytest.raises(ValueError, match="seed"):
         fit(MLPDensity(), train, test, epochs=5, batch_size=16, seed=8, checkpoint=ckpt)
+    old = tmp_path / "old.pt"
+    torch.save({"model": {}, "seed": 7, "epoch": 1}, old)  # the layout before the validation split
+    with pytest.raises(ValueError, match="older version"):
+        fit(MLPDensity(seed=7), train, test, epochs=4, batch_size=16, seed=7, checkpoint=old)
 
 
 class Sleepy(IndependentCategorical):
