@@ -203,3 +203,55 @@ def test_bwrap_walls_seen_from_inside(tmp_path, monkeypatch):
     assert sorted(seen["tmp"]) == sorted({"sandbox"} | runtime_under_tmp)
     assert not seen["network"] and seen["write_own"]
     assert seen["pids"] < 10 and seen["as_limit"] == 2048 * 2**20
+
+
+DAEMON = '''
+import os, time
+from deepul_helpers.autograde.verdict import Question
+HIDDEN_SEED = 1
+
+def probe(ns, seed):
+    if os.fork() == 0:  # a daemon: new session, its parent gone; it keeps writing beside the submission
+        os.setsid()
+        if os.fork() == 0:
+            while True:
+                with open("/tmp/sandbox/alive.txt", "a") as f:
+                    f.write("x")
+                time.sleep(0.05)
+        os._exit(0)
+    time.sleep(0.5)
+    return {"ok": 1}
+
+QUESTIONS = [Question(grade_id="q", points=1, requires=(), probe=probe, judge=None, timeout_s=30)]
+'''
+
+
+@pytest.mark.grading
+def test_bwrap_process_tree_dies_with_the_run(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("DEEPUL_SANDBOX", "bwrap")
+    isolation.capabilities.cache_clear()
+    box = Path(tempfile.mkdtemp(prefix="deepul-test-box-"))
+    try:
+        if not isolation.capabilities().bwrap:
+            pytest.skip("no unprivileged sandbox here: " + "; ".join(isolation.capabilities().warnings))
+        verdict = box / "v.py"
+        verdict.write_text(DAEMON)
+        work, control = box / "work", box / "control"
+        work.mkdir()
+        control.mkdir(mode=0o700)
+        isolation.prepare_workdir(work, None)
+        spec = {"mode": "verdict", "workdir": str(work), "uid": None, "expose": isolation.runtime_paths(),
+                "hide": [], "hide_tmp": True, "verdict_path": str(verdict), "seed": 1, "setup_source": "",
+                "parameters": {}, "cells": [],
+                "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": 30}]}
+        run = sandbox.run(spec, control, sandbox.Limits(timeout_s=60, memory_mb=2048), event_pipe=True)
+        assert run.returncode == 0, run.output
+        grown = (work / "alive.txt").stat().st_size
+        assert grown > 0  # the daemon did run
+        time.sleep(1.0)
+        assert (work / "alive.txt").stat().st_size == grown  # and died with the run
+    finally:
+        isolation.capabilities.cache_clear()
+        shutil.rmtree(box, ignore_errors=True)
