@@ -69,7 +69,8 @@ def run(nb, *, cwd, cell_timeout: float, parameters: dict | None = None, allow_e
     the error) at the first failing cell; ``output_cap`` bytes of output in all, then outputs are
     dropped with a note; ``save_to``: the notebook is written there before the first cell, after
     every cell and at the end, also when the kernel dies (``DeadKernelError`` is raised) or the
-    process is killed. Returns the executed notebook.
+    process is killed. Each cell that ran carries nbclient's timing in ``metadata.execution``
+    (a cell without ``shell.execute_reply`` there never finished). Returns the executed notebook.
     """
     import math
 
@@ -82,7 +83,7 @@ def run(nb, *, cwd, cell_timeout: float, parameters: dict | None = None, allow_e
 
         nb.metadata.setdefault("papermill", {})
         nb.cells = parameterize_notebook(nb, parameters, kernel_name="python3", language="python").cells
-    ClearOutput().preprocess(nb, {})
+    ClearOutput(remove_metadata_fields={"collapsed", "scrolled", "execution"}).preprocess(nb, {})
     seconds = max(1, math.ceil(cell_timeout))
 
     def save() -> None:
@@ -107,7 +108,7 @@ def run(nb, *, cwd, cell_timeout: float, parameters: dict | None = None, allow_e
             save()
 
     executor = CappedExecute(timeout=seconds, allow_errors=allow_errors, interrupt_on_timeout=True,
-                             kernel_name="python3", record_timing=False,
+                             kernel_name="python3", record_timing=True,
                              error_on_timeout={"ename": "CellTimeoutError", "traceback": [],
                                                "evalue": f"the cell ran longer than {seconds} s and was interrupted"})
     save()

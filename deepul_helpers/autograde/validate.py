@@ -198,10 +198,9 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
         if _STOPPED in text and not timed_out:
             why = text.split(_STOPPED, 1)[1].strip().splitlines()[0]
             own = _own_cells(executed)
-            ran = any(c.get("execution_count") is not None for c in own)
             stopped = next((i for i, c in enumerate(own, 1) if c.cell_type == "code" and c.source.strip()
-                            and c.get("execution_count") is None), None)
-            where = f"cell {stopped} ({_first_line(own[stopped - 1])!r})" if ran and stopped else "the notebook"
+                            and "shell.execute_reply" not in (c.metadata.get("execution") or {})), None)
+            where = f"cell {stopped} ({_first_line(own[stopped - 1])!r})" if stopped else "the notebook"
             hint = (" (os._exit, a crash, or memory exhausted)" if why.startswith("DeadKernelError") else "")
             report.problems.append(f"the run stopped in {where}: {why}{hint}; later cells did not run")
         if keep is not None:
