@@ -107,3 +107,21 @@ def test_verdict_checks_losses_shapes_levels_and_grid_mass():
     assert V.shape_ok(np.zeros((2, 2), np.float32), (2, 2), "f") and not V.shape_ok(np.full(2, np.nan), (2,))
     normal = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
     assert V.grid_mass(normal.log_prob) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_error_name_reports_only_the_interpreters_own_exception_classes():
+    """A probe reports a failure by its builtin class name only; a student class posing as a builtin
+    (``__module__ = "builtins"``, put into ``builtins``) could carry hidden inputs in its name."""
+    import builtins
+
+    from deepul_helpers.autograde.verdict import error_name
+
+    leak = type("Leak_0_123", (ValueError,), {"__module__": "builtins"})
+    builtins.Leak_0_123 = leak
+    try:
+        assert error_name(leak()) == "ValueError"
+        assert error_name(type("Exception_secret", (Exception,), {})()) == "Exception"
+    finally:
+        del builtins.Leak_0_123
+    assert [error_name(e) for e in (KeyError(), FileNotFoundError(), ZeroDivisionError())] == [
+        "KeyError", "FileNotFoundError", "ZeroDivisionError"]

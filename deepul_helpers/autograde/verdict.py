@@ -104,13 +104,18 @@ def fit_outputs(tag: str, result, third: str | None = None, dtype=None) -> dict:
     return out
 
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set on every class created by a class statement or type()
+_BUILTIN_ERRORS = {n: v for n, v in vars(__import__("builtins")).items()
+                   if isinstance(v, type) and issubclass(v, BaseException)}
+
+
 def error_name(e: BaseException) -> str:
     """The name of the nearest builtin exception class of ``e``: never the message, which a
-    student could fill with the hidden inputs."""
-    import builtins
-
+    student could fill with the hidden inputs. A class counts as builtin only if it is one of the
+    interpreter's own (a static type, never a class defined in Python, whatever its ``__module__``
+    or its name says, or whether student code put it into ``builtins``)."""
     for cls in type(e).__mro__:
-        if cls.__module__ == "builtins" and isinstance(getattr(builtins, cls.__name__, None), type):
+        if not cls.__flags__ & _HEAPTYPE and _BUILTIN_ERRORS.get(cls.__name__) is cls:
             return cls.__name__
     return "Exception"
 
