@@ -23,9 +23,12 @@ Q1_BATCH = 128  # N: the candidates of the InfoNCE bound in question 1
 # each run in one full notebook run on the shared 2-core CPU under heavy load (load average ~12-18; CPU
 # seconds of q4 alone: 11 s); an idle machine takes several times less.
 EXPECTED = kit.table(
-    kit.Expected("q1", "gaussian_pairs", loss=1.450, tol=0.25, seconds=10, variant="InfoNCE, N = 128"),
-    kit.Expected("q2", "digits", loss=4.382, tol=0.3, seconds=124, variant="SimCLR NT-Xent, batch 256"),
-    kit.Expected("q4", "signals", loss=2.119, tol=0.3, seconds=63, variant="CPC, 4 steps ahead, batch 64"),
+    kit.Expected("q1", "gaussian_pairs", loss=1.450, tol=0.25, seconds=10, variant="InfoNCE, N = 128",
+                 unit="nats/example"),
+    kit.Expected("q2", "digits", loss=4.382, tol=0.3, seconds=124, variant="SimCLR NT-Xent, batch 256",
+                 unit="nats/example"),
+    kit.Expected("q4", "signals", loss=2.119, tol=0.3, seconds=63, variant="CPC, 4 steps ahead, batch 64",
+                 unit="nats/example"),
 )
 # Linear-probe accuracy with 10 labels per class (mean of 3 draws) of the reference, full mode, seed 0
 # (measured 0.932 and 0.837), and the tolerance of a correct solution.

@@ -50,7 +50,8 @@ class Expected:
     """One expected result: the reference solution's final test loss in full mode, seed 0.
 
     question: "q1";  data: the data set's registry name;  variant: the model, when a question has several.
-    loss:     nats/dim;  tol: how far a correct solution may land from it (nats/dim);
+    loss:     in ``unit`` (nats/dim for likelihood models; "nats per example" for a contrastive loss);
+    tol:      how far a correct solution may land from it (same unit);
     seconds:  full-mode seconds of this run of the reference on a 2-core CPU.
     The true entropy comes from the data registry (``entropy``), never typed here.
     """
@@ -61,6 +62,7 @@ class Expected:
     tol: float
     seconds: float
     variant: str = ""
+    unit: str = "nats/dim"
 
     @property
     def key(self) -> str:
@@ -80,7 +82,7 @@ class Expected:
     def markdown(self) -> str:
         """The line the notebook's markdown states for this row (a test checks it is there)."""
         what = f"`{self.data}`" + (f", {self.variant}" if self.variant else "")
-        return f"- {what}: **{self.loss:.3f} nats/dim** (± {self.tol:.3f}), {self.took}"
+        return f"- {what}: **{self.loss:.3f} {self.unit}** (± {self.tol:.3f}), {self.took}"
 
 
 def table(*rows: Expected) -> dict[str, Expected]:
@@ -236,9 +238,10 @@ class Run:
     def report(self, exp: Expected, final: float) -> str:
         """Print the final test loss next to the expected one (and the true entropy where known)."""
         final = float(final)
-        line = (f"{exp.key}: final test loss {final:.4f} nats/dim ({metrics.bits_per_dim(final):.4f} bits/dim); "
+        bits = f" ({metrics.bits_per_dim(final):.4f} bits/dim)" if exp.unit == "nats/dim" else ""
+        line = (f"{exp.key}: final test loss {final:.4f} {exp.unit}{bits}; "
                 f"expected {exp.loss:.3f} ± {exp.tol:.3f} (reference, full mode, {exp.took} on a 2-core CPU)")
-        if exp.entropy is not None:
+        if exp.unit == "nats/dim" and exp.entropy is not None:
             line += f"; true entropy {exp.entropy:.4f} (gap {metrics.gap_percent(final, exp.entropy):.1f}%)"
         if self.quick:
             line += "  [quick mode: training was cut short, compare only after a full run]"
