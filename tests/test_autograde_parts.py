@@ -33,6 +33,19 @@ def test_filter_cell_keeps_definitions_and_drops_everything_else():
     assert nbcells.filter_cell("def f(:\n")[0] is None
 
 
+def test_cells_outside_the_solution_cells_give_their_definitions_but_run_nothing():
+    """Any unlocked cell contributes imports, def, class and constant assignments; a run cell's
+    assignment (it calls the course's helper or the student's own code) is dropped; a cell whose
+    lines are all indented is dedented as IPython does."""
+    src = ("    import math\n    EPS = math.log(2)\n    SETTINGS = dict(epochs=3, lr=1e-3)\n"
+           "    q1 = helper.run_q1(q1_fit, quick=quick)\n    model = Net()\n    class Net:\n        pass\n")
+    code, msgs = nbcells.filter_cell(src, solution=False, modules={"helper": "deepul_helpers.homework.hw1"})
+    ns: dict = {}
+    exec(code, ns)
+    assert {"math", "EPS", "SETTINGS", "Net"} <= set(ns) and "q1" not in ns and "model" not in ns and not msgs
+    assert "model" in nbcells.filter_cell(src)[0]  # a solution cell keeps every assignment, as before
+
+
 def test_static_import_scan_sees_every_spelling():
     src = ("import scipy.special as sp\nfrom scipy import special\nm = __import__('os.path')\n"
            "import importlib\nn = importlib.import_module('deepul_helpers.models')\n")

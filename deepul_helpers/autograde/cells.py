@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 
@@ -197,6 +198,8 @@ def read_submission(data: bytes) -> nbformat.NotebookNode:
 
 
 def _without_magics(source: str) -> tuple[str, int]:
+    """The cell's source without IPython magic / shell lines (blanked, so line numbers stay), and
+    dedented as IPython does (a cell whose lines are all indented runs in Jupyter)."""
     lines, dropped = [], 0
     for line in source.splitlines():
         if _MAGIC.match(line):
@@ -204,14 +207,55 @@ def _without_magics(source: str) -> tuple[str, int]:
             dropped += 1
         else:
             lines.append(line)
-    return "\n".join(lines), dropped
+    return textwrap.dedent("\n".join(lines)), dropped
 
 
-def filter_cell(source: str) -> tuple[str | None, list[str]]:
+# Callables an assignment outside the solution cells may call and still count as a constant
+# (``SETTINGS = dict(epochs=20)``, ``EPS = math.log(2)``); with module attributes, see ``_constant``.
+_CONSTANT_CALLS = {"dict", "list", "tuple", "set", "frozenset", "range", "int", "float", "str", "bool",
+                   "complex", "slice", "len", "min", "max", "abs", "round", "sum", "sorted", "zip", "enumerate"}
+
+
+def _import_aliases(tree) -> dict[str, str]:
+    """name -> module for every top-level import of a parsed cell."""
+    names = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            names.update({(a.asname or a.name).split(".")[0]: a.name for a in stmt.names})
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            names.update({a.asname or a.name: f"{stmt.module}.{a.name}" for a in stmt.names})
+    return names
+
+
+def _constant(value, modules: dict[str, str]) -> bool:
+    """Is an assignment's value a constant: it calls only builtin constructors and functions of imported
+    modules other than the course's own (``helper.run_q1(...)`` trains a model: not a constant)?"""
+    for node in ast.walk(value):
+        if isinstance(node, (ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
+            return False
+        if isinstance(node, ast.Call):
+            root = node.func
+            while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if not isinstance(root, ast.Name):
+                return False
+            if root.id in _CONSTANT_CALLS and root is node.func:
+                continue
+            module = modules.get(root.id)
+            if module is None or module.split(".")[0] == "deepul_helpers":
+                return False
+    return True
+
+
+def filter_cell(source: str, *, solution: bool = True, modules: dict[str, str] | None = None
+                ) -> tuple[str | None, list[str]]:
     """Keep only imports, ``def``, ``class`` and assignments at the top level of a cell.
 
+    A solution cell (``solution``) keeps every assignment; any other cell only constant ones
+    (``_constant``, with ``modules`` the notebook's import aliases), so that a run cell such as
+    ``q1 = helper.run_q1(...)`` never runs in the grader.
     Returns ``(code, messages)``: ``code`` is the kept statements as source (None when the cell
-    does not parse); ``messages`` say what was dropped.
+    does not parse); ``messages`` say what was dropped (for a solution cell).
     """
     text, magics = _without_magics(source)
     messages = [f"{magics} IPython magic/shell line(s) ignored"] if magics else []
@@ -219,15 +263,19 @@ def filter_cell(source: str) -> tuple[str | None, list[str]]:
         tree = ast.parse(text)
     except SyntaxError as e:
         return None, messages + [f"syntax error on line {e.lineno}: the cell was not loaded"]
+    modules = {**(modules or {}), **_import_aliases(tree)}
     kept, dropped = [], []
     for stmt in tree.body:
-        if isinstance(stmt, KEPT_STATEMENTS):
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and not solution:
+            if stmt.value is not None and _constant(stmt.value, modules):
+                kept.append(stmt)
+        elif isinstance(stmt, KEPT_STATEMENTS):
             kept.append(stmt)
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # a docstring or bare constant: nothing to run
         else:
             dropped.append(f"line {stmt.lineno} ({type(stmt).__name__})")
-    if dropped:
+    if dropped and solution:
         messages.append("only imports, def, class and assignments run at the top level of a solution "
                         "cell; ignored: " + ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else ""))
     return ast.unparse(ast.Module(body=kept, type_ignores=[])), messages
@@ -282,34 +330,49 @@ class StudentCode:
     imports: set[str]                       # modules imported anywhere in the loaded cells
 
 
+def notebook_imports(nb) -> dict[str, str]:
+    """name -> module for the top-level imports of every code cell of ``nb`` (cells that parse)."""
+    names: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            try:
+                names.update(_import_aliases(ast.parse(_without_magics(cell.get("source", ""))[0])))
+            except SyntaxError:
+                continue
+    return names
+
+
 def solution_code(nb, source: SourceNotebook, required: set[str]) -> StudentCode:
-    """The student's solution cells: by nbgrader grade_id, or, for required names no such cell
-    defines (metadata stripped, cells copied), the code cells whose top level defines them."""
+    """What the grader loads from a student's notebook, in notebook order: the definitions (imports,
+    ``def``, ``class``, assignments) of the solution cells (by nbgrader grade_id) and of every other
+    unlocked code cell, so that the grade does not depend on where the student put a helper. Solution
+    cells keep every top-level assignment; other cells only constant ones (``filter_cell``): a run
+    cell such as ``q1 = helper.run_q1(...)`` is not executed. A cell without solution metadata that
+    defines a required name the solution cells do not (metadata stripped, cell copied) counts as a
+    solution cell. Locked cells (setup, parameters, tests) are never loaded from the student's copy."""
     sol_ids = set(source.solution_ids)
     skip_ids = set(source.locked) | set(source.tests)
-    chosen: list[int] = []
-    for i, cell in enumerate(nb.cells):
-        if cell.get("cell_type") == "code" and grade_id(cell) in sol_ids:
-            chosen.append(i)
-    defined = set().union(*(defined_names(nb.cells[i].source) for i in chosen)) if chosen else set()
+    code_cells = [i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code" and grade_id(c) not in skip_ids]
+    solution = {i for i in code_cells if grade_id(nb.cells[i]) in sol_ids}
+    defined = set().union(*(defined_names(nb.cells[i].source) for i in solution)) if solution else set()
     messages: list[str] = []
     missing = required - defined
-    if missing:
-        for i, cell in enumerate(nb.cells):
-            if i in chosen or cell.get("cell_type") != "code" or grade_id(cell) in skip_ids:
-                continue
-            found = defined_names(cell.source) & missing
-            if found:
-                chosen.append(i)
-                messages.append(f"{', '.join(sorted(found))} loaded from a cell without its solution metadata")
+    for i in code_cells:
+        found = defined_names(nb.cells[i].source) & missing if i not in solution else set()
+        if found:
+            solution.add(i)
+            messages.append(f"{', '.join(sorted(found))} loaded from a cell without its solution metadata")
+    modules = notebook_imports(nb)
     cells, qmsgs, imports = [], {}, set()
-    for i in sorted(chosen):
+    for i in code_cells:
         src = nb.cells[i].source
         label = grade_id(nb.cells[i]) or f"cell {i + 1}"
-        code, msgs = filter_cell(src)
+        code, msgs = filter_cell(src, solution=i in solution, modules=modules)
         for name in defined_names(src) & required:
             qmsgs.setdefault(name, []).extend(f"{label}: {m}" for m in msgs)
         if code is None:
+            messages.append(f"{label}: {msgs[-1]}")
+        if not code:
             continue
         imports |= imported_modules(code)
         cells.append((label, code))
