@@ -159,7 +159,8 @@ def digit_specs(k_iw: int = 8) -> list[Spec]:
         Spec("latent", IAF_VAE, lambda s, k: BoundModel(lt.IAFVAE(s, "categorical", k, latent_dim=16, n_flows=2,
                                                                      flow_hidden=64, hidden=256, warmup_iters=300),
                                                            k_iw),
-             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, latent=_vae_latent),
+             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu),  # encode: the mean before the IAF
+        # layers, not the posterior's: no interpolation strip from it
         Spec("implicit", DCGAN, lambda s, k: implicit.dcgan("digits" if s[0] == 8 else "shapes"), None, lr=2e-4,
              step=implicit.gan_step, features=_hidden_of("discriminator.5")),
     ]
