@@ -140,6 +140,8 @@ def test_release_is_fresh_and_leaks_nothing(assignment):
         assert problems == [], "\n".join(problems) + f"\nrun: deepul release {assignment.name}"
     cfg = rel.load_config()
     released = nbformat.read(assignment.release, as_version=4)
+    text = assignment.release.read_text()
+    assert not [d for d in rel.DELIMITERS if d in text], f"{assignment.release} holds a solution/hidden-test delimiter"
     assert rel.leak_problems(nbformat.read(assignment.source, as_version=4), released,
                              cfg.ClearSolutions.code_stub["python"], cfg.ClearSolutions.text_stub) == []
     # the grader restores test cells from the source: the untouched release must match them exactly
