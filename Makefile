@@ -25,8 +25,10 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
+# Started from grading/ so that nbgrader (formgrader) reads the course's grading/nbgrader_config.py:
+# the course's folders and its gradebook grading/out/gradebook.db (never a stray ./gradebook.db).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	cd grading && $(abspath $(VENV))/bin/jupyter lab --notebook-dir=$(CURDIR)
 
 release: $(STAMP)
 	$(PY) -m deepul_helpers release

@@ -16,6 +16,16 @@ def _shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def _shown(url: str) -> str:
+    """A gradebook URL without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("assignment", help="folder name under solutions/, e.g. hw1_autoregressive")
     parser.add_argument("--submissions", required=True,
@@ -40,12 +50,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-notebook", action="store_true",
                         help="verdict only: skip executing the whole notebook (no executed notebook in the "
                              "feedback, no review of in-notebook claims); same grades, much faster")
+    parser.add_argument("--formgrader", action="store_true", default=None,
+                        help="also with --out: write nbgrader's submitted/ and autograded/ folders where "
+                             "grading/nbgrader_config.py puts them (always done without --out), for formgrader")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folders (for debugging)")
 
 
 def main(args) -> int:
     from deepul_helpers.autograde.course import CourseError, setting
-    from deepul_helpers.autograde.grade import autograde
+    from deepul_helpers.autograde.grade import autograde, output_paths
 
     timeout = args.timeout if args.timeout is not None else setting("notebook_timeout_s", 600.0)
     cell_timeout = args.cell_timeout if args.cell_timeout is not None else setting("cell_timeout_s", 300.0)
@@ -54,7 +67,7 @@ def main(args) -> int:
                             memory_mb=args.memory_mb, cell_timeout_s=cell_timeout, db=args.db, out=args.out,
                             source_root=args.source_root, students=args.student,
                             shard=_shard(args.shard) if args.shard else None, keep=args.keep,
-                            run_notebook=not args.no_notebook)
+                            run_notebook=not args.no_notebook, nbgrader_folders=args.formgrader)
     except (CourseError, FileNotFoundError) as e:
         print(f"deepul autograde: {e}", file=sys.stderr)
         return 2
@@ -63,6 +76,15 @@ def main(args) -> int:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     print(f"graded {len(results)} submissions: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    out_dir, db_url = output_paths(args.assignment, args.source_root, args.out, args.db)
+    print(f"  grades:    {out_dir.resolve() / 'grades.csv'}\n"
+          f"  feedback:  {out_dir.resolve() / 'feedback'}/<student>.html\n"
+          f"  logs:      {out_dir.resolve() / 'logs'}/<student>.txt\n"
+          f"  gradebook: {_shown(db_url)}")
+    attention = [r for r in results if r.status in ("review", "flagged", "grader-error")]
+    if attention:
+        print("  look at: " + ", ".join(f"{r.student} ({r.status})" for r in attention[:20])
+              + (f" and {len(attention) - 20} more" if len(attention) > 20 else ""))
     if broken:
         print(f"deepul autograde: the grader failed on {len(broken)} submission(s) ({', '.join(broken[:10])}); "
               "see their logs and grades.csv", file=sys.stderr)

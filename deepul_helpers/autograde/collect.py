@@ -14,6 +14,7 @@ Symbolic links are never followed. Student ids are letters, digits and ``._@+-``
 from __future__ import annotations
 
 import re
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,14 +82,24 @@ def _from_zip(path: Path, sub: Submission) -> None:
         sub.notes.append(f"{path.name} could not be read as a zip file ({type(e).__name__})")
 
 
+def layouts(assignment: str) -> str:
+    """The accepted layouts, as a message names them."""
+    return (f"DIR/<student>/{assignment}/<notebook>.ipynb (nbgrader's collect), DIR/<student>/<notebook>.ipynb, "
+            "DIR/<student>[_<anything>].zip (an LMS download) or DIR/<student>_<anything>.ipynb (loose files)")
+
+
 def collect(submissions: str | Path, assignment: str) -> list[Submission]:
     """Every student's submission in ``submissions`` (sorted by student id); raises
-    FileNotFoundError when the folder does not exist."""
+    FileNotFoundError when the folder does not exist. Prints a warning where the folder looks
+    mis-laid: a loose notebook without a ``<student>_`` prefix (``hw1.ipynb`` would become student
+    ``hw1``) or a student folder named like the assignment (``--submissions`` one folder too deep)."""
     root = Path(submissions)
     if not root.is_dir():
-        raise FileNotFoundError(f"submissions folder {root} does not exist")
+        raise FileNotFoundError(f"submissions folder {root} does not exist; expected the layouts "
+                                + layouts(assignment))
     found: dict[str, Submission] = {}
     skipped = []
+    warn = []
     for p in sorted(root.iterdir()):
         if p.name.startswith("."):
             continue
@@ -99,6 +110,13 @@ def collect(submissions: str | Path, assignment: str) -> list[Submission]:
         if not _STUDENT.match(student) or not (p.is_dir() or p.suffix in (".zip", ".ipynb")):
             skipped.append(p.name)
             continue
+        if p.is_dir() and student == assignment:
+            warn.append(f"the folder {p} is named like the assignment and is graded as a student called "
+                        f"{student!r}: did you point --submissions one folder too deep (at one student's folder)? "
+                        f"Expected DIR/<student>/{assignment}/<notebook>.ipynb")
+        elif p.suffix == ".ipynb" and "_" not in p.stem:
+            warn.append(f"the loose notebook {p} is graded as a student called {student!r}: name loose notebooks "
+                        "<student>_<anything>.ipynb, or did you point --submissions at a student's assignment folder?")
         sub = found.setdefault(student, Submission(student=student, origin=str(p)))
         if p.is_dir():
             inner = p / assignment
@@ -113,6 +131,8 @@ def collect(submissions: str | Path, assignment: str) -> list[Submission]:
             sub.notebooks.setdefault(p.name.split("_", 1)[-1] if "_" in p.name else p.name, p.read_bytes())
     for s in skipped:
         print(f"deepul autograde: skipped {root / s}: not a student folder, zip or notebook", flush=True)
+    for w in warn:
+        print(f"deepul autograde: warning: {w}", file=sys.stderr, flush=True)
     return [found[k] for k in sorted(found)]
 
 

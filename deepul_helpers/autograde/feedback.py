@@ -2,12 +2,18 @@
 
 The executed notebook is the feedback copy (released test cells, hidden tests never present),
 with outputs cut to a size cap and HTML sanitised, since it holds whatever the student printed.
+Markdown is rendered (headings, paragraphs, tables, images survive the sanitiser; scripts, styles
+and event attributes do not) and maths is typeset in the browser by the MathJax copy that the
+``sphinx-mathjax-offline`` package ships, inlined into the page: the page is one self-contained file,
+and nothing is fetched from the network.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import re
+from importlib import metadata
 
 import nbformat
 
@@ -38,20 +44,67 @@ def _cap_outputs(nb) -> None:
         cell["outputs"] = kept
 
 
+# What rendered markdown and HTML outputs may keep (nbconvert's own sanitiser keeps too little:
+# it shows headings and paragraphs as escaped tags).
+_TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
+         "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub",
+         "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul"]
+_ATTRS = ("class", "id", "title", "alt", "width", "height", "colspan", "rowspan", "align")
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name == "href":
+        return tag == "a" and not value.strip().lower().startswith("data:")
+    if name == "src":
+        return tag == "img" and value.strip().lower().startswith("data:image/")  # embedded: nothing fetched
+    return name in _ATTRS
+
+
+def clean_html(element) -> str:
+    """Sanitise a piece of HTML from the notebook (rendered markdown, an HTML output)."""
+    import bleach
+
+    element = element.decode() if isinstance(element, bytes) else str(element)
+    return bleach.clean(element, tags=_TAGS, attributes=_allowed_attribute,
+                        protocols=["http", "https", "mailto", "data"])
+
+
+@functools.lru_cache(maxsize=1)
+def mathjax_script() -> str:
+    """``<script>`` tags that typeset ``$...$``, ``$$...$$``, ``\\(...\\)`` and ``\\[...\\]`` with the MathJax
+    copy shipped by ``sphinx-mathjax-offline`` (SVG output: no font files); empty when it is not installed."""
+    try:
+        js = metadata.distribution("sphinx-mathjax-offline").locate_file(
+            "sphinx-mathjax-offline/static/mathjax/tex-svg.js").read_text(encoding="utf-8")
+    except (metadata.PackageNotFoundError, OSError):
+        return ""
+    config = ("window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
+              "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], processEscapes: true}, "
+              "svg: {fontCache: 'global'}, options: {enableMenu: false}};")
+    js = js.replace("</script", "<\\/script")
+    return f"<script>{config}</script>\n<script>{js}</script>"
+
+
+def _offline(page: str) -> str:
+    """No script from the network (nbconvert's template loads require.js and MathJax 2 from a CDN)."""
+    page = re.sub(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", "", page)
+    return page.replace("</head>", mathjax_script() + "\n</head>", 1)
+
+
 def notebook_html(nb) -> str:
-    """The notebook as a sanitised HTML page (outputs capped)."""
+    """The notebook as a sanitised HTML page (outputs capped, maths typeset offline)."""
     from nbconvert import HTMLExporter
 
     nb = nbformat.from_dict(nb)
     _cap_outputs(nb)
-    exporter = HTMLExporter(sanitize_html=True, embed_images=True)
+    exporter = HTMLExporter(sanitize_html=True, embed_images=True, filters={"clean_html": clean_html})
     body, _ = exporter.from_notebook_node(nb)
     if len(body) > MAX_HTML_BYTES:  # still too big (many large images): drop every output
         for cell in nb.cells:
             if cell.get("cell_type") == "code":
                 cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text="[outputs removed: too large]")]
         body, _ = exporter.from_notebook_node(nb)
-    return body
+    return _offline(body)
 
 
 def summary_html(result, questions) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from deepul_helpers.autograde import cells as nbcells
 from deepul_helpers.autograde import course, isolation, sandbox
-from deepul_helpers.autograde.collect import Submission, collect
+from deepul_helpers.autograde.collect import Submission, collect, layouts
 from deepul_helpers.autograde.grades_csv import previous_rows, write_csv
 from deepul_helpers.autograde.pipeline import grade_submission
 from deepul_helpers.autograde.student import Context, StudentResult
@@ -117,11 +117,28 @@ def _hidden_paths(paths, keep_visible) -> tuple[tuple[str, ...], list[str]]:
     return tuple(hide), skipped
 
 
+def output_paths(assignment: str, source_root=".", out=None, db: str | None = None) -> tuple[Path, str]:
+    """(the output folder of grades.csv, feedback/ and logs/, the gradebook URL) as :func:`autograde` uses them."""
+    from deepul_helpers.autograde.gradebook import default_url
+
+    root = Path(source_root).resolve()
+    return (Path(out) if out is not None else root / "grading" / "out" / assignment), db or default_url(root)
+
+
+def _nbgrader_folders(root) -> tuple[str, str]:
+    """(submitted, autograded) folders of the course configuration under ``root`` ("" when unconfigured)."""
+    try:
+        cd = course.load_config(root).CourseDirectory
+        return tuple(str((Path(root) / str(cd[k])).resolve()) for k in ("submitted_directory", "autograded_directory"))
+    except Exception:  # no usable configuration: formgrader cannot read this course anyway
+        return "", ""
+
+
 def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: float = 600.0,
               memory_mb: int = 3072, cell_timeout_s: float | None = None, db: str | None = None,
               out=None, source_root=".", verdict_root=course.VERDICT_DIR, students=None,
               shard: tuple[int, int] | None = None, progress: bool = True, keep: bool = False,
-              run_notebook: bool = True) -> list[StudentResult]:
+              run_notebook: bool = True, nbgrader_folders: bool | None = None) -> list[StudentResult]:
     """Grade every submission of ``assignment`` found in ``submissions`` (see ``collect.py`` for
     the layouts). Writes the gradebook (``db``: SQLAlchemy URL; default ``$DEEPUL_GRADEBOOK`` or
     ``<source_root>/grading/out/gradebook.db``), ``out/feedback/<student>.html``,
@@ -129,11 +146,14 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
     ``<source_root>/grading/out/<assignment>``). ``shard=(k, n)`` grades every n-th student from
     the k-th (several machines sharing one PostgreSQL gradebook). ``run_notebook=False`` skips the
     feedback run (verdict only: same grades, no executed notebook, no review of in-notebook
-    claims; for a fast regrade). Raises GradingSetupError when
-    grading cannot start; a student's own failures never raise."""
+    claims; for a fast regrade). ``nbgrader_folders`` (default: when ``out`` is the default) also writes
+    nbgrader's ``submitted/`` and ``autograded/`` folders where the course configuration puts them
+    (under ``source_root``), which formgrader reads. Raises GradingSetupError when
+    grading cannot start (also when ``submissions`` holds no submission at all: the message names
+    the expected layouts); a student's own failures never raise."""
     from tqdm import tqdm
 
-    from deepul_helpers.autograde.gradebook import GradebookWriter, default_url, sqlite_path
+    from deepul_helpers.autograde.gradebook import GradebookWriter, sqlite_path
 
     root = Path(source_root).resolve()
     try:
@@ -146,21 +166,33 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
         print(f"deepul autograde: warning: {w}", file=sys.stderr)
     isolation.warn_once()
     subs = collect(submissions, assignment)
+    if not subs:
+        raise GradingSetupError(f"no submission found in {Path(submissions).resolve()}; expected "
+                                + layouts(assignment))
     if students:
+        unknown = sorted(set(students) - {s.student for s in subs})
+        if unknown:
+            print(f"deepul autograde: warning: no submission from {', '.join(unknown)} in {submissions}",
+                  file=sys.stderr)
         subs = [s for s in subs if s.student in set(students)]
     if shard is not None:
         k, n = shard
         subs = [s for i, s in enumerate(subs) if i % n == k]
-    out_dir = Path(out) if out is not None else root / "grading" / "out" / assignment
+    out_dir, db_url = output_paths(assignment, root, out, db)
     out_dir.mkdir(parents=True, exist_ok=True)
-    db_url = db or default_url(root)
     writer = GradebookWriter(db_url, assignment, source)
     db_file = sqlite_path(db_url)
+    if nbgrader_folders is None:
+        nbgrader_folders = out is None
+    submitted_dir, autograded_dir = _nbgrader_folders(root) if nbgrader_folders else ("", "")
+    for d in (submitted_dir, autograded_dir):
+        if d:
+            Path(d).mkdir(parents=True, exist_ok=True)  # before hiding them from the sandbox
     package = Path(__file__).resolve().parents[1]
     visible = [Path(sys.prefix).resolve(), package, Path(tempfile.gettempdir()).resolve()]
     hide, skipped = _hidden_paths([root / "solutions", root / "grading", root / ".git", root / "tests",
-                                   verdict_path.parent, Path(submissions), out_dir,
-                                   db_file.parent if db_file else None], visible)
+                                   verdict_path.parent, Path(submissions), out_dir, submitted_dir or None,
+                                   autograded_dir or None, db_file.parent if db_file else None], visible)
     for s in skipped:
         print(f"deepul autograde: warning: {s} holds the Python environment or the package and stays "
               "visible to student code", file=sys.stderr)
@@ -172,7 +204,7 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
                   out_dir=str(out_dir.resolve()), run_root=run_root, hide=hide, hide_tmp=hide_tmp,
                   limits=sandbox.Limits(timeout_s=timeout_s, memory_mb=memory_mb),
                   cell_timeout_s=cell_timeout_s or min(300.0, timeout_s), uid_offset=isolation.run_offset(),
-                  keep=keep, run_notebook=run_notebook)
+                  keep=keep, run_notebook=run_notebook, submitted_dir=submitted_dir, autograded_dir=autograded_dir)
     qids = [q.grade_id for q in verdict.QUESTIONS]
     results: dict[str, StudentResult] = {}
     csv_path = out_dir / "grades.csv"

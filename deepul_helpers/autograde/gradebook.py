@@ -62,6 +62,16 @@ class GradebookWriter:
     def __init__(self, url: str, assignment: str, source: SourceNotebook):
         self.url, self.assignment, self.source = url, assignment, source
         self.notebook = source.name[: -len(".ipynb")] if source.name.endswith(".ipynb") else source.name
+        # The grader's messages go into nbgrader's comments, which belong to solution cells: a question's
+        # messages to the nearest solution cell above its test cell, general ones to the first solution cell.
+        self.solutions: list[str] = []
+        self.comment_cell: dict[str, str] = {}
+        for cell in source.nb.cells:
+            gid = grade_id(cell)
+            if gid is not None and nbgrader_meta(cell).get("solution"):
+                self.solutions.append(gid)
+            elif gid in source.tests and self.solutions:
+                self.comment_cell[gid] = self.solutions[-1]
         with open_gradebook(url) as gb:
             gb.update_or_create_assignment(assignment)
             gb.update_or_create_notebook(self.notebook, assignment)
@@ -90,7 +100,23 @@ class GradebookWriter:
                 grade = gb.find_grade(gid, self.notebook, self.assignment, result.student)
                 grade.auto_score = float(result.scores.get(gid, 0.0))
                 grade.needs_manual_grade = gid in result.review
+            for cell, text in self.comments(result).items():
+                gb.find_comment(cell, self.notebook, self.assignment, result.student).auto_comment = text
             gb.db.commit()
+
+    def comments(self, result) -> dict[str, str]:
+        """{solution cell: the grader's comment} for ``result``: status, each question's points and messages."""
+        lines: dict[str, list[str]] = {c: [] for c in self.solutions}
+        if not self.solutions:
+            return {}
+        lines[self.solutions[0]] += [f"deepul autograde: status {result.status}, total {result.total:g} / "
+                                     f"{result.max_total:g}", *result.messages]
+        for gid in self.source.tests:
+            flag = " (flagged for review)" if gid in result.review else ""
+            msgs = result.question_messages.get(gid, []) or ["ok"]
+            lines[self.comment_cell.get(gid, self.solutions[0])].append(
+                f"{gid}: {result.scores.get(gid, 0.0):g} / {self.source.tests[gid]:g}{flag}: " + "; ".join(msgs))
+        return {c: "\n".join(v) for c, v in lines.items() if v}
 
 
 def read_scores(url: str, assignment: str, notebook: str) -> dict[str, dict[str, float]]:

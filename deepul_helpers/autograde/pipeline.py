@@ -13,7 +13,10 @@ import shutil
 import tempfile
 import time
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
+
+import nbformat
 
 from deepul_helpers.autograde import cells, judging, runs
 from deepul_helpers.autograde.collect import Submission, pick_notebook
@@ -78,6 +81,8 @@ def grade_submission(ctx: Context, index: int, sub: Submission, source, verdict)
         res.seconds = round(time.monotonic() - start, 2)
         if res.review and res.status == "graded":
             res.status = "review"
+        if data is not None:
+            _write_nbgrader_folders(ctx, sub, source.name, data, g, log)
         _write_feedback(out_dir / "feedback" / f"{sub.student}.html", res, questions,
                         g.executed if g is not None else None, log)
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,33 @@ def grade_submission(ctx: Context, index: int, sub: Submission, source, verdict)
         if g is not None and not ctx.keep:
             shutil.rmtree(g.box, ignore_errors=True)
     return res
+
+
+def _write_nbgrader_folders(ctx: Context, sub: Submission, name: str, data: bytes, g, log: list[str]) -> None:
+    """nbgrader's ``submitted/<student>/<assignment>/`` (the notebook as submitted, ``timestamp.txt``) and
+    ``autograded/<student>/<assignment>/`` (the executed feedback copy, else the submission), so that
+    formgrader lists the submission as autograded: its timestamp equals the gradebook's."""
+    if not ctx.submitted_dir:
+        return
+    res = g.result if g is not None else None
+    if res is None or res.status == "malformed":
+        return
+    if res.timestamp is None:
+        res.timestamp = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    stamp = res.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    try:
+        submitted = Path(ctx.submitted_dir) / sub.student / ctx.assignment
+        submitted.mkdir(parents=True, exist_ok=True)
+        target = submitted / name
+        if not (target.is_file() and target.read_bytes() == data):  # the folder graded may be this one
+            target.write_bytes(data)
+        (submitted / "timestamp.txt").write_text(stamp, encoding="utf-8")
+        autograded = Path(ctx.autograded_dir) / sub.student / ctx.assignment
+        autograded.mkdir(parents=True, exist_ok=True)
+        nbformat.write(g.executed if g.executed is not None else g.nb, str(autograded / name))
+        (autograded / "timestamp.txt").write_text(stamp, encoding="utf-8")
+    except Exception:
+        log.append("writing nbgrader's submitted/autograded folders failed:\n" + traceback.format_exc())
 
 
 def _write_feedback(path: Path, res: StudentResult, questions, executed, log: list[str]) -> None:

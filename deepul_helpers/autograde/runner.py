@@ -154,6 +154,8 @@ def run_notebook(spec: dict, workdir: str) -> None:
     from deepul_helpers.notebook import run
 
     nb = nbformat.read(f"{workdir}/{spec['notebook']}", as_version=4)
+    if spec.get("plots"):  # the homework kit's plots (kit.output_dir) go inside this private folder
+        os.environ["DEEPUL_OUT"] = os.path.join(workdir, spec["plots"])
     run(nb, cwd=workdir, cell_timeout=spec["cell_timeout"], parameters=spec["parameters"],
         output_cap=spec["output_cap"], save_to=f"{workdir}/executed.ipynb")
 

@@ -69,7 +69,8 @@ def feedback_run(g: Grading) -> None:
     if isolation.capabilities().switch_user:
         os.chown(work / name, g.spec["uid"], g.spec["uid"])
     spec = dict(g.spec, mode="notebook", notebook=name, parameters=cells.PARAMETERS,
-                cell_timeout=g.ctx.cell_timeout_s, output_cap=FEEDBACK_OUTPUT_CAP)
+                cell_timeout=g.ctx.cell_timeout_s, output_cap=FEEDBACK_OUTPUT_CAP,
+                plots="plots")  # $DEEPUL_OUT inside the private work folder: the homework's plots land there
     run = sandbox.run(spec, g.box / "control", g.ctx.limits)
     g.log += ["--- notebook run: " + run.describe() + f" after {run.wall_s:.1f} s", run.output]
     path = work / "executed.ipynb"

@@ -61,6 +61,9 @@ class Context:
     uid_offset: int
     keep: bool = False
     run_notebook: bool = True
+    # nbgrader's folders <dir>/<student>/<assignment>/ that formgrader reads ("" = not written)
+    submitted_dir: str = ""
+    autograded_dir: str = ""
 
 
 @dataclass

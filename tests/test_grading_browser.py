@@ -1,0 +1,257 @@
+"""Grading as a person sees it, in headless Chromium: feedback pages and nbgrader's formgrader.
+
+A small class of the hw0_demo fixture (the reference solution, an unanswered release, one half right) is
+graded with ``deepul autograde`` (the command line, as an instructor runs it). The fixture's source
+gets a markdown cell with maths and a cell that writes into the homework kit's output folder (as every
+homework's plots do). Then:
+
+- the reference solution's feedback page shows rendered headings and typeset maths (no ``$`` left),
+  no error output, and its summary's "notebook's own test" column agrees with the grade;
+- Jupyter Server with nbgrader's formgrader and the course's nbgrader configuration (re-rooted at the
+  graded copy of the course) lists the submissions as autograded with their scores, and shows the
+  grader's messages as comments.
+
+The browser is site/check.py's (network blocked, empty profile); the test skips with the reason where
+it cannot start. Screenshots land in the test's temporary folder (``DEEPUL_SCREENSHOTS`` to keep them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from deepul_helpers.autograde import cells as nbcells
+from deepul_helpers.autograde.gradebook import open_gradebook
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "hw0_demo"
+ASSIGNMENT = "hw0_demo"
+pytestmark = [pytest.mark.xdist_group("autograde"), pytest.mark.grading]
+
+MATHS = (r"The likelihood of one draw is $p(x) = \theta^x (1-\theta)^{1-x}$, and the fit minimises"
+         "\n\n$$\\mathrm{NLL}(\\theta) = -\\frac{1}{N}\\sum_{i=1}^N \\log p(x_i).$$")
+PLOT_CELL = ("from deepul_helpers.homework import kit\n"
+             "folder = kit.output_dir('hw0_demo')\n"
+             "(folder / 'written.txt').write_text('a plot would go here')\n"
+             "print('plots in', folder)")
+
+
+def _site_check():
+    spec = importlib.util.spec_from_file_location("deepul_site_check", REPO / "site" / "check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def browser():
+    check = _site_check()
+    reason = check.browser_problem()
+    if reason:
+        pytest.skip(reason)
+    return check
+
+
+def _release(nb):
+    """The student version of the fixture (solution regions stubbed, hidden tests removed)."""
+    import re
+
+    nb = nbformat.from_dict(nb)
+    for c in nb.cells:
+        if nbcells.nbgrader_meta(c).get("solution"):
+            c.source = re.sub(r"( *)### BEGIN SOLUTION.*?### END SOLUTION",
+                              lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()",
+                              c.source, flags=re.S)
+        if c.cell_type == "code":
+            c.source = nbcells.strip_hidden_tests(c.source)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("browser")
+    root = base / "course"
+    shutil.copytree(FIXTURE, root)
+    source = root / "solutions" / ASSIGNMENT / "hw0.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(MATHS))
+    setup = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "setup")
+    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(PLOT_CELL))
+    nbformat.write(nb, source)
+    release = _release(nb)
+    half = _release(nb)
+    q2 = next(c for c in half.cells if nbcells.grade_id(c) == "q2_solution")
+    q2.source = next(c for c in nb.cells if nbcells.grade_id(c) == "q2_solution").source
+    subs = base / "submitted"
+    for student, notebook in (("ref", nb), ("blank", release), ("half", half)):
+        (subs / student / ASSIGNMENT).mkdir(parents=True)
+        nbformat.write(notebook, subs / student / ASSIGNMENT / "hw0.ipynb")
+    db = f"sqlite:///{base / 'gradebook.db'}"
+    out = root / "grading" / "out" / ASSIGNMENT  # the default, beside nbgrader's folders
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "deepul_helpers", "autograde", ASSIGNMENT, "--submissions",
+                           str(subs), "--source-root", str(root), "--db", db, "--workers", "2",
+                           "--timeout", "120", "--cell-timeout", "30"],
+                          capture_output=True, text=True, env=env, timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    shots = Path(os.environ.get("DEEPUL_SCREENSHOTS") or base / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return dict(base=base, root=root, subs=subs, db=db, out=out, rows=rows, stdout=proc.stdout, shots=shots)
+
+
+def test_autograde_names_its_outputs_and_counts_statuses(graded):
+    out, text = graded["out"], graded["stdout"]
+    assert "graded 3 submissions: 3 graded" in text, text
+    assert str(out.resolve() / "grades.csv") in text and str(out.resolve() / "feedback") in text
+    assert graded["db"] in text
+    assert {k: float(v["total"]) for k, v in graded["rows"].items()} == {"ref": 5.0, "blank": 0.0, "half": 3.0}
+
+
+def test_grader_writes_nbgrader_folders_and_comments(graded):
+    root = graded["root"]
+    for student in ("ref", "blank", "half"):
+        sub = root / "grading" / "out" / "submitted" / student / ASSIGNMENT
+        auto = root / "grading" / "out" / "autograded" / student / ASSIGNMENT
+        assert (sub / "hw0.ipynb").read_bytes() == (graded["subs"] / student / ASSIGNMENT / "hw0.ipynb").read_bytes()
+        assert (sub / "timestamp.txt").read_text() == (auto / "timestamp.txt").read_text()
+        nbformat.read(auto / "hw0.ipynb", as_version=4)
+    with open_gradebook(graded["db"]) as gb:
+        comment = gb.find_comment("q1_solution", "hw0", ASSIGNMENT, "half").auto_comment
+    assert "q1_tests: 0 / 2" in comment and "status graded" in comment, comment
+
+
+def _text(driver, selector):
+    return [e.text for e in driver.find_elements("css selector", selector)]
+
+
+def _summary(driver) -> dict[str, list[str]]:
+    rows = driver.find_elements("css selector", "table tr")
+    out = {}
+    for row in rows:
+        cells = [c.text for c in row.find_elements("css selector", "td")]
+        if len(cells) == 4:
+            out[cells[0]] = cells
+    return out
+
+
+def test_feedback_page_in_a_browser(graded, browser):
+    feedback = graded["out"] / "feedback"
+    with browser.serve(feedback) as (url, server), browser.chromium() as driver:
+        driver.get(url + "ref.html")
+        state = driver.execute_async_script(browser._WAIT_MATH)
+        assert state == "typeset", state
+        driver.save_screenshot(str(graded["shots"] / "feedback_ref.png"))
+        headings = _text(driver, ".jp-MarkdownOutput h1, .jp-MarkdownOutput h2")
+        assert any(h.startswith("hw0 demo") for h in headings) and any("Q1" in h for h in headings), headings
+        markdown = " ".join(_text(driver, ".jp-MarkdownOutput"))
+        assert "$" not in markdown and "<h1" not in markdown and "<p>" not in markdown, markdown[:500]
+        assert len(driver.find_elements("css selector", ".jp-MarkdownOutput mjx-container svg")) >= 2
+        errors = driver.find_elements("css selector", "[data-mime-type='application/vnd.jupyter.stderr']")
+        body = driver.find_element("css selector", "body").text
+        assert not errors and "Error" not in body.replace("NotImplementedError()", ""), body[:2000]
+        plots = [t for t in _text(driver, ".jp-OutputArea-output") if t.startswith("plots in")]
+        assert plots and str(REPO) not in plots[0], plots  # inside the sandbox's own folder
+        summary = _summary(driver)
+        assert set(summary) == {"q1_tests", "q2_tests"}
+        for _, points, found, claim in summary.values():
+            got, full = points.split(" / ")
+            assert got == full and found == "ok" and claim == "passed", summary
+        driver.get(url + "half.html")
+        driver.execute_async_script(browser._WAIT_MATH)
+        summary = _summary(driver)
+        assert summary["q1_tests"][1].startswith("0 / 2") and summary["q1_tests"][3] == "failed", summary
+        assert summary["q2_tests"][1].startswith("3 / 3") and summary["q2_tests"][3] == "passed", summary
+        assert not [p for p, code in server.requests if code >= 400 and p != "/favicon.ico"], server.requests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _jupyter_server(base: Path, course_root: Path, db: str):
+    """Jupyter Server with formgrader, the course's nbgrader configuration re-rooted at ``course_root``."""
+    cfg = base / "formgrader_cfg"
+    cfg.mkdir(exist_ok=True)
+    (cfg / "nbgrader_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        f"load_subconfig({str(REPO / 'grading' / 'nbgrader_config.py')!r})  # noqa: F821\n"
+        f"c.CourseDirectory.root = {str(course_root)!r}\n"
+        f"c.CourseDirectory.db_url = {db!r}\n")
+    port, token = _free_port(), "deepul-test-token"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "jupyter_config"),
+               JUPYTER_RUNTIME_DIR=str(base / "jupyter_runtime"), OMP_NUM_THREADS="1")
+    env.pop("DEEPUL_GRADEBOOK", None)
+    log = open(base / "jupyter_server.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyter-server"), "--no-browser",
+                             "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+                             f"--ServerApp.token={token}", f"--ServerApp.root_dir={base}",
+                             *(["--allow-root"] if os.geteuid() == 0 else [])],
+                            cwd=cfg, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("jupyter server did not start: "
+                                       + (base / "jupyter_server.log").read_text()[-2000:]) from None
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_rows(driver, selector, n, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [r.text for r in driver.find_elements("css selector", selector) if r.text.strip()]
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.3)
+    return [r.text for r in driver.find_elements("css selector", selector)]
+
+
+def test_formgrader_shows_every_submission_and_its_scores(graded, browser):
+    with _jupyter_server(graded["base"], graded["root"], graded["db"]) as (url, token), \
+            browser.chromium() as driver:
+        driver.get(f"{url}/login?next=/formgrader/manage_submissions/{ASSIGNMENT}")  # as a person logs in
+        box = driver.find_element("css selector", "input[type=password]")
+        box.send_keys(token)
+        box.submit()
+        rows = _wait_rows(driver, "#submissions tbody tr, table tbody tr", 3)
+        driver.save_screenshot(str(graded["shots"] / "formgrader_submissions.png"))
+        text = "\n".join(rows)
+        for student, score in (("ref", "5"), ("blank", "0"), ("half", "3")):
+            line = next((r for r in rows if student in r.split()), None)
+            assert line is not None, text
+            assert line.endswith(f"graded {score} / 5"), line  # autograded (timestamps agree), with its score
+        assert len(rows) == 3, text
+        driver.get(f"{url}/formgrader/gradebook/{ASSIGNMENT}/hw0")
+        rows = _wait_rows(driver, "table tbody tr", 3)
+        driver.save_screenshot(str(graded["shots"] / "formgrader_notebook.png"))
+        assert sorted(r.split()[2] for r in rows) == ["0", "3", "5"], rows  # "Submission #k 5 / 5 ..."
