@@ -212,3 +212,44 @@ def test_honest_students_graded_alone_twice_get_identical_grades(graded, tmp_pat
     for a, b in zip(first, second):
         assert a.scores == b.scores == batch[a.student].scores
         assert a.status == b.status == batch[a.student].status
+
+
+def test_empty_or_mislaid_submissions_folder_says_what_was_expected(tmp_path, capsys):
+    from deepul_helpers.autograde.collect import collect
+    from deepul_helpers.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--source-root", str(FIXTURE), "--db", f"sqlite:///{tmp_path / 'gb.db'}", "--out", str(tmp_path / "o")]
+    assert main(["autograde", ASSIGNMENT, "--submissions", str(empty), *args]) == 2
+    err = capsys.readouterr().err
+    assert "no submission found" in err and f"DIR/<student>/{ASSIGNMENT}/<notebook>.ipynb" in err, err
+    assert not (tmp_path / "o" / "grades.csv").exists()
+    # One folder too deep (a student's folder) and a loose notebook without the <student>_ prefix.
+    deep = tmp_path / "deep"
+    (deep / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(nbformat.read(SOURCE, as_version=4), deep / ASSIGNMENT / "hw0.ipynb")
+    nbformat.write(nbformat.read(SOURCE, as_version=4), deep / "hw0.ipynb")
+    nbformat.write(nbformat.read(SOURCE, as_version=4), deep / "alice_hw0.ipynb")
+    assert [s.student for s in collect(deep, ASSIGNMENT)] == ["alice", "hw0", ASSIGNMENT]
+    err = capsys.readouterr().err
+    assert "one folder too deep" in err and f"student called {ASSIGNMENT!r}" in err, err
+    assert "loose notebook" in err and "student called 'hw0'" in err and "'alice'" not in err, err
+
+
+def test_feedback_html_renders_markdown_keeps_no_script_and_loads_nothing_from_the_network():
+    from deepul_helpers.autograde.feedback import notebook_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nSome $x^2$ and <script>alert('md')</script>"
+                                              "<img src='x' onerror=\"alert('img')\">"),
+                nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+                    "display_data", data={"text/html": "<h2>out</h2><script>alert('out')</script>"
+                                          "<a href='javascript:alert(1)'>a</a>"})])]
+    page = notebook_html(nb)
+    assert re.search(r"<h1[^>]*>Title", page) and "<h2>out</h2>" in page
+    assert "alert('md')</script>" not in page and "alert('out')</script>" not in page
+    content = re.sub(r"<script.*?</script>|<style.*?</style>", "", page, flags=re.S)  # the page's own code
+    assert "onerror" not in content and "javascript:" not in content and "alert('md')" in content  # escaped text
+    assert not re.search(r"<script[^>]*src=[\"']https?:", page)  # no CDN: MathJax is inlined
+    assert "window.MathJax" in page and "$x^2$" in page
