@@ -186,6 +186,7 @@ def probe(ns, seed):
         "write_gradebook": _try(lambda: open({gradebook!r}, "a").write("x")),
         "read_other": _try(lambda: open({other!r}).read()),
         "tmp": sorted(os.listdir("/tmp")),
+        "var_tmp": sorted(os.listdir("/var/tmp")) if os.path.isdir("/var/tmp") else [],
         "network": _try(lambda: socket.create_connection(("127.0.0.1", port), timeout=2)),
         "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
         "as_limit": resource.getrlimit(resource.RLIMIT_AS)[0],
@@ -248,6 +249,7 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
     runtime_under_tmp = {os.path.realpath(p).split("/")[2] for p in isolation.runtime_paths()
                          if os.path.realpath(p).startswith("/tmp/")}
     assert sorted(seen["tmp"]) == sorted({"sandbox"} | runtime_under_tmp)
+    assert seen["var_tmp"] == []  # its own empty /var/tmp: nothing to read from, or leave for, another submission
     assert not seen["network"] and seen["write_own"]
     assert seen["pids"] < 10 and seen["as_limit"] == 2048 * 2**20
 

@@ -299,6 +299,10 @@ def isolate(spec: dict) -> str:
             _mount(f"/proc/self/fd/{kfd}", p, None, MS_BIND | MS_REC, None)
             os.close(kfd)
         workdir = "/tmp/sandbox"
+        # /var/tmp is world-writable too: without its own empty mount two submissions could pass data through it
+        if os.path.isdir("/var/tmp") and not any(os.path.realpath(x).startswith("/var/tmp")
+                                                 for x in spec.get("expose", [])):
+            _mount("tmpfs", "/var/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
     os.close(fd)
     return workdir
 
