@@ -255,3 +255,20 @@ def test_formgrader_shows_every_submission_and_its_scores(graded, browser):
         rows = _wait_rows(driver, "table tbody tr", 3)
         driver.save_screenshot(str(graded["shots"] / "formgrader_notebook.png"))
         assert sorted(r.split()[2] for r in rows) == ["0", "3", "5"], rows  # "Submission #k 5 / 5 ..."
+        # Each submission opens with the grader's messages as the comment of its solution cells.
+        links = {a.get_attribute("href") for a in driver.find_elements("css selector", "table tbody tr a")
+                 if "/formgrader/submissions/" in (a.get_attribute("href") or "")}
+        assert len(links) == 3, links
+        comments = []
+        for link in sorted(links):
+            driver.get(link)
+            deadline, text = time.monotonic() + 30, ""
+            while "q1_tests" not in text and time.monotonic() < deadline:
+                boxes = driver.find_elements("css selector", "#q1_solution-comment")
+                text = boxes[0].get_attribute("placeholder") or "" if boxes else ""
+                time.sleep(0.3)
+            comments.append(text)
+            if "q1_tests: 0 / 2" in text and "q2_tests" not in text:  # q2's comment is on its own cell
+                driver.save_screenshot(str(graded["shots"] / "formgrader_submission.png"))
+        assert sum("q1_tests: 2 / 2: ok" in c for c in comments) == 1, comments
+        assert sum("q1_tests: 0 / 2" in c for c in comments) == 2, comments
