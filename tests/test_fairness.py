@@ -187,3 +187,15 @@ def test_reference_components_score_the_same_at_every_seed(assignment):
             if points != base:
                 changed[(q.grade_id, seed)] = [m for m in messages if m not in base_messages]
     assert not changed, changed
+
+
+def test_the_homework_report_does_not_call_a_better_model_outside_the_tolerance(tmp_path, monkeypatch):
+    from deepul_helpers.homework import kit
+
+    monkeypatch.delenv("DEEPUL_QUICK", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    run = kit.start("hw1_autoregressive", quick=False, out=tmp_path)
+    row = kit.Expected("q1", "1d_a", loss=2.6271, tol=0.02, seconds=5, variant="histogram")
+    assert "outside the tolerance" in run.report(row, 2.70)
+    better = run.report(row, 2.55)
+    assert "outside" not in better and "lower than the reference" in better

@@ -82,8 +82,9 @@ def test_full_solution_passes_and_cli_exit_code(homeworks, tmp_path, capsys):
         _cell(nb, "q1_solution").source = "def double(x):\n    return x * 2"
         _cell(nb, "q2_solution").source = "def square(x):\n    return x ** 2"
     path = _student_copy(homeworks, tmp_path, edit)
-    args = argparse.Namespace(notebook=str(path), timeout=120.0, cell_timeout=60, keep=str(tmp_path / "run.ipynb"))
-    # main() looks for the release in the course's homeworks/, which has no fixture: no tampering check there.
+    args = argparse.Namespace(notebook=str(path), timeout=120.0, cell_timeout=60, keep=str(tmp_path / "run.ipynb"),
+                              release=str(homeworks / FIXTURE / "hw0.ipynb"), out=None)
+    # main() looks for the release in the course's homeworks/, which has no fixture: --release names it.
     assert val.main(args) == 0
     out = capsys.readouterr().out
     assert "visible checks: 3/3 points" in out
@@ -128,3 +129,50 @@ def test_malformed_or_missing_notebook_is_a_clear_fatal_error(tmp_path):
     assert report.fatal and "no notebook at" in report.problems[0]
     args = argparse.Namespace(notebook=str(bad), timeout=10.0, cell_timeout=5, keep=None)
     assert val.main(args) == 2
+
+
+def test_a_renamed_copy_elsewhere_is_still_checked_against_its_release(homeworks, tmp_path):
+    """The release is found by the nbgrader cells the notebook carries, not by its folder or file name:
+    a copy renamed in another folder with a test cell replaced by ``pass`` is still caught."""
+    def edit(nb):
+        _cell(nb, "q1_solution").source = "def double(x):\n    return 2 * x"
+        _cell(nb, "q2_tests").source = "pass"
+    path = _student_copy(homeworks, tmp_path, edit)
+    moved = tmp_path / "Downloads" / "my homework (1).ipynb"
+    moved.parent.mkdir()
+    path.rename(moved)
+    report = val.validate(moved, release_dir=homeworks, timeout_s=120)
+    assert any("changed the locked cell 'q2_tests'" in p for p in report.problems), report.problems
+    assert _by_id(report)["q2_tests"].status == "not answered"  # the released test ran, not `pass`
+    # Nothing to match it against: said, not silently skipped.
+    report = val.validate(moved, release_dir=tmp_path / "Downloads", timeout_s=120)
+    assert any("NOT checked" in p for p in report.problems), report.problems
+
+
+def test_syntax_errors_layout_and_plots(homeworks, tmp_path):
+    """A syntax error is named by its cell and line; a helper in an extra cell (all lines indented) is
+    loaded as the grader loads it; the run's plots go beside the notebook (its out/), or to --out."""
+    def edit(nb):
+        _cell(nb, "q1_solution").source = "def double(x):\n    return 2 * x +\n"
+        _cell(nb, "q2_solution").source = "def square(x):\n    return _mul(x, x)"
+        nb.cells.insert(2, new_code_cell("    def _mul(a, b):\n        return a * b\n    run = _mul(3, 4)\n"))
+        nb.cells.append(new_code_cell("import os, pathlib\npathlib.Path(os.environ['DEEPUL_OUT']).mkdir(parents=True)\n"
+                                      "(pathlib.Path(os.environ['DEEPUL_OUT']) / 'plot.png').write_bytes(b'x')"))
+    path = _student_copy(homeworks, tmp_path, edit)
+    report = val.validate(path, release_dir=homeworks, timeout_s=120)
+    text = "\n".join(report.problems)
+    assert "syntax error in your cell q1_solution, line 2" in text, text
+    assert "ipykernel" not in text and "/tmp" not in text
+    assert _by_id(report)["q2_tests"].status == "passed"
+    assert "the grader does not load from" not in text  # _mul is a def: loaded
+    assert (path.parent / "out" / "plot.png").exists()
+    report = val.validate(path, release_dir=homeworks, timeout_s=120, out=tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "plot.png").exists()
+
+
+def test_a_definition_the_grader_would_not_load_is_reported(homeworks, tmp_path):
+    def edit(nb):
+        _cell(nb, "q1_solution").source = "if True:\n    def double(x):\n        return 2 * x"
+    report = val.validate(_student_copy(homeworks, tmp_path, edit), release_dir=homeworks, timeout_s=120)
+    assert _by_id(report)["q1_tests"].status == "passed"  # Jupyter runs it ...
+    assert any("'double'" in p and "not" in p for p in report.problems), report.problems  # ... the grader would not

@@ -4,9 +4,12 @@ Runs the notebook in quick mode (the course's notebook executor ``deepul_helpers
 a per-cell and a whole-notebook time limit, in a separate process), then reports for each
 visible test cell the points it would earn, a total, and the problems found on the way:
 malformed notebook, test cells edited or deleted, functions the release asks for that are
-missing, cells that raised. Where the released version of the notebook is found
-(``homeworks/<assignment>/``), its locked and test cells are run instead of the student's
-copies, by the grader's own rules (``cells.py``).
+missing or that the grader would not load, syntax errors, cells that raised. The released
+version of the notebook is found by what the notebook carries (its nbgrader cells' grade_ids,
+matched against every release in ``homeworks/``; the folder name first), or given with
+``--release``; its locked and test cells are then run instead of the student's copies, by the
+grader's own rules (``cells.py``). When none is found, the report says so. Plots go to
+``<notebook's folder>/out/`` (or ``--out``), never into the course's checkout.
 
 The grade itself is decided by hidden tests; these visible checks are feedback only.
 """
@@ -73,13 +76,58 @@ def _first_line(cell) -> str:
     return (line[:50] + "...") if len(line) > 50 else line
 
 
-def find_release(path: Path, release_dir: Path = RELEASE_DIR) -> Path | None:
-    """The released notebook this submission comes from (by assignment folder and file name)."""
+def _grade_ids(nb) -> set[str]:
+    return {gid for c in nb.cells if (gid := cells.grade_id(c)) is not None}
+
+
+def find_release(path: Path, release_dir: Path = RELEASE_DIR, nb=None) -> Path | None:
+    """The released notebook this submission comes from: by assignment folder and file name, else by
+    identity, the release whose nbgrader cells (grade_ids) the notebook ``nb`` shares most, at least
+    half of them (a renamed copy, one in ~/Downloads)."""
     folder = release_dir / path.parent.name
     if (folder / path.name).is_file():
         return folder / path.name
     nbs = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
-    return nbs[0] if len(nbs) == 1 else None
+    if len(nbs) == 1:
+        return nbs[0]
+    if nb is None or not Path(release_dir).is_dir():
+        return None
+    mine, best, best_share = _grade_ids(nb), None, 0.5
+    for candidate in sorted(Path(release_dir).glob("*/*.ipynb")):
+        try:
+            theirs = _grade_ids(nbformat.read(candidate, as_version=4))
+        except Exception:
+            continue
+        share = len(mine & theirs) / len(theirs) if theirs else 0.0
+        if share >= best_share:
+            best, best_share = candidate, share
+    return best
+
+
+def _loaded_by_the_grader(nb, release_path: Path, report: Report) -> None:
+    """What the grader loads (``cells.solution_code``: the definitions of every unlocked code cell) and
+    what it would miss: a name the release's solution cells define that the loaded code does not."""
+    source = cells.SourceNotebook.read(release_path)
+    wanted = set().union(*[cells.defined_names(c.source) for c in source.nb.cells
+                           if cells.is_solution(c) and c.cell_type == "code"])
+    code = cells.solution_code(nb, source, wanted)
+    loaded = set().union(*[cells.defined_names(src) for _, src in code.cells])
+    have = set().union(*[cells.defined_names(c.source) for c in nb.cells if c.cell_type == "code"])
+    for name in sorted((wanted & have) - loaded):
+        report.problems.append(f"{name!r} is defined in a cell the grader does not load from (it loads imports, "
+                               "def, class and constant assignments at the top level of your unlocked cells)")
+
+
+def _syntax_errors(nb, report: Report) -> None:
+    """One problem per code cell that does not parse, named by its grade_id (or its number)."""
+    for i, cell in enumerate(nb.cells, start=1):
+        if cell.get("cell_type") != "code" or cells.is_locked(cell):
+            continue
+        code, msgs = cells.filter_cell(cell.source)
+        if code is None:
+            line = msgs[-1].split("syntax error on line ", 1)[-1].split(":", 1)[0]
+            report.problems.append(f"syntax error in your cell {cells.grade_id(cell) or i}, line {line}: that "
+                                   "cell does not run, and the grader does not load it")
 
 
 def _restore_locked_cells(nb, release_nb, report: Report):
@@ -139,7 +187,8 @@ def _execute(in_path: str, out_path: str, cell_timeout: int, cwd: str) -> int:
 
 
 def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None = None,
-             release_dir=RELEASE_DIR, keep: str | Path | None = None) -> Report:
+             release_dir=RELEASE_DIR, keep: str | Path | None = None, release: str | Path | None = None,
+             out: str | Path | None = None) -> Report:
     """Execute ``path`` in quick mode and score its visible test cells (see the module docstring).
 
     Time limits default to ``c.Deepul.notebook_timeout_s`` / ``cell_timeout_s`` of grading/nbgrader_config.py.
@@ -164,16 +213,23 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
         nbformat.validate(nb)
     except nbformat.ValidationError as e:
         report.problems.append(f"the notebook does not follow the notebook format: {e.message}")
-    release_path = find_release(path, Path(release_dir))
-    if release_path is not None:
+    release_path = Path(release) if release is not None else find_release(path, Path(release_dir), nb)
+    _syntax_errors(nb, report)
+    if release_path is not None and release_path.is_file():
+        _loaded_by_the_grader(nb, release_path, report)
         nb = _restore_locked_cells(nb, nbformat.read(release_path, as_version=4), report)
+    else:
+        report.problems.append(f"the released notebook this one comes from was not found in {release_dir} (no "
+                               "release shares its nbgrader cells): locked and test cells were NOT checked "
+                               "against the release; give it with --release PATH")
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         report.problems.append("no cell is tagged 'parameters'; quick mode is set through the environment only")
 
     with tempfile.TemporaryDirectory(prefix="deepul-validate-") as tmp:
         in_path, out_path = Path(tmp) / "input.ipynb", Path(tmp) / "executed.ipynb"
         nbformat.write(nb, in_path)
-        env = {**os.environ, "DEEPUL_QUICK": "1", "MPLBACKEND": "Agg"}
+        plots = Path(out) if out is not None else path.parent / "out"
+        env = {**os.environ, "DEEPUL_QUICK": "1", "MPLBACKEND": "Agg", "DEEPUL_OUT": str(plots.resolve())}
         cmd = [sys.executable, "-m", "deepul_helpers.autograde.validate", "--execute",
                str(in_path), str(out_path), str(int(cell_timeout_s)), str(path.parent.resolve())]
         proc = subprocess.Popen(cmd, env=env, start_new_session=True,
@@ -243,8 +299,8 @@ def _score(executed, report: Report, cell_timeout_s: int) -> None:
                 report.checks.append(Check(gid, 0.0, pts, "failed", f"missing: {err[1]}"))
             else:
                 report.checks.append(Check(gid, 0.0, pts, "failed", f"{err[0]}: {err[1]}"[:300]))
-        elif err is not None and err[0] != "NotImplementedError":
-            where = meta.get("grade_id") or f"cell {i} ({_first_line(cell)!r})"
+        elif err is not None and err[0] not in ("NotImplementedError", "SyntaxError", "IndentationError"):
+            where = meta.get("grade_id") or f"cell {i} ({_first_line(cell)!r})"  # (syntax errors: _syntax_errors)
             report.problems.append(f"{where} raised {err[0]}: {err[1]}"[:300])
 
 
@@ -254,10 +310,15 @@ def add_arguments(parser) -> None:
                         help="whole-notebook limit in seconds (default: grading/nbgrader_config.py)")
     parser.add_argument("--cell-timeout", type=int, default=None, help="per-cell limit in seconds")
     parser.add_argument("--keep", default=None, help="also write the executed notebook here")
+    parser.add_argument("--release", default=None, help="the released notebook yours comes from (found "
+                        "automatically in homeworks/ when not given)")
+    parser.add_argument("--out", default=None, help="where the quick run's plots go (default: out/ beside "
+                        "your notebook)")
 
 
 def main(args) -> int:
-    report = validate(args.notebook, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, keep=args.keep)
+    report = validate(args.notebook, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, keep=args.keep,
+                      release=getattr(args, "release", None), out=getattr(args, "out", None))
     print(report.format())
     if report.fatal:
         return 2

@@ -112,16 +112,14 @@ def markdown(expected: dict[str, Expected], question: str) -> str:
 
 def output_dir(homework: str, out=None) -> Path:
     """Where a homework's plots go (created): ``out`` if given, else ``$DEEPUL_OUT/<homework>``,
-    else ``out/<homework>`` beside the course's ``homeworks/`` folder when the package is used
-    from the course repository, else ``~/deepul_out/<homework>``."""
+    else ``out/<homework>`` in the current folder (in Jupyter: beside the student's notebook),
+    never inside the installed package."""
     if out is not None:
         path = Path(out)
     elif os.environ.get("DEEPUL_OUT"):
         path = Path(os.environ["DEEPUL_OUT"]) / homework
     else:
-        root = Path(__file__).resolve().parents[2]
-        base = root / "out" if (root / "homeworks").is_dir() else Path.home() / "deepul_out"
-        path = base / homework
+        path = Path.cwd() / "out" / homework
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -245,8 +243,11 @@ class Run:
             line += f"; true entropy {exp.entropy:.4f} (gap {metrics.gap_percent(final, exp.entropy):.1f}%)"
         if self.quick:
             line += "  [quick mode: training was cut short, compare only after a full run]"
-        elif not abs(final - exp.loss) <= exp.tol:
-            line += "  <-- outside the tolerance"
+        elif final > exp.loss + exp.tol:
+            line += "  <-- outside the tolerance (above the reference)"
+        elif final < exp.loss - exp.tol:
+            line += ("  (lower than the reference by more than its tolerance: a better model, or a loss "
+                     "not measured on the test data)")
         print(line)
         self.lines.append(line)
         return line
