@@ -38,11 +38,13 @@ def test_cells_outside_the_solution_cells_give_their_definitions_but_run_nothing
     assignment (it calls the course's helper or the student's own code) is dropped; a cell whose
     lines are all indented is dedented as IPython does."""
     src = ("    import math\n    EPS = math.log(2)\n    SETTINGS = dict(epochs=3, lr=1e-3)\n"
-           "    q1 = helper.run_q1(q1_fit, quick=quick)\n    model = Net()\n    class Net:\n        pass\n")
+           "    q1 = helper.run_q1(q1_fit, quick=quick)\n    model = Net()\n    class Net:\n        pass\n"
+           "    math.pi = 3\n")
     code, msgs = nbcells.filter_cell(src, solution=False, modules={"helper": "deepul_helpers.homework.hw1"})
     ns: dict = {}
     exec(code, ns)
     assert {"math", "EPS", "SETTINGS", "Net"} <= set(ns) and "q1" not in ns and "model" not in ns and not msgs
+    assert "math.pi" not in code  # an attribute target patches a module: not a constant
     assert "model" in nbcells.filter_cell(src)[0]  # a solution cell keeps every assignment, as before
 
 

@@ -267,7 +267,10 @@ def filter_cell(source: str, *, solution: bool = True, modules: dict[str, str] |
     kept, dropped = [], []
     for stmt in tree.body:
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and not solution:
-            if stmt.value is not None and _constant(stmt.value, modules):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            names_only = all(isinstance(n, (ast.Name, ast.Tuple, ast.List, ast.Store)) for t in targets
+                             for n in ast.walk(t))  # X = ..., not np.allclose = ... nor d[k] = ...
+            if names_only and stmt.value is not None and _constant(stmt.value, modules):
                 kept.append(stmt)
         elif isinstance(stmt, KEPT_STATEMENTS):
             kept.append(stmt)
