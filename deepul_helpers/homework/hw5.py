@@ -50,8 +50,10 @@ def _probe_line(run, key: str, question: str, name: str, encode, labelled: str) 
             f"3 draws); expected {100 * want:.0f}% ± {100 * tol:.0f} (reference, full mode)")
     if run.quick:
         line += "  [quick mode: training was cut short, compare only after a full run]"
-    elif abs(acc["mean"] - want) > tol:
-        line += "  <-- outside the tolerance"
+    elif acc["mean"] < want - tol:
+        line += "  <-- below the expected accuracy by more than its tolerance"
+    elif acc["mean"] > want + tol:
+        line += "  (above the reference by more than its tolerance: a better representation)"
     print(line)
     return acc["mean"]
 
