@@ -1,9 +1,10 @@
 """Release, sandboxed grading, gradebook, feedback and grades CSV.
 
 ``autograde(assignment, submissions, *, workers=2, timeout_s=600, memory_mb=3072, cell_timeout_s=None,
-db=None, out=None, source_root=".", verdict_root="grading/verdicts", students=None, shard=None,
+db=None, out=None, source_root=None, verdict_root="grading/verdicts", students=None, shard=None,
 progress=True, keep=False, run_notebook=True) -> list[StudentResult]`` grades a folder of submissions
-(see ``grade.py``). Importing this package stays light: verdict modules import ``verdict`` from it.
+(see ``grade.py``; ``source_root``: the course folder, found by ``course.root``'s rule when None).
+Importing this package stays light: verdict modules import ``verdict`` from it.
 
 The modules, by job (trusted grader unless said otherwise):
 

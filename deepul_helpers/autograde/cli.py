@@ -46,7 +46,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--student", action="append", default=None, help="grade only this student (repeatable)")
     parser.add_argument("--shard", default=None, help="K/N: grade every N-th student from the K-th (several "
                                                       "machines sharing a PostgreSQL gradebook)")
-    parser.add_argument("--source-root", default=".", help="repository root holding solutions/ (default .)")
+    parser.add_argument("--course", "--source-root", dest="course", default=None, metavar="PATH",
+                        help="the course folder holding solutions/ and grading/ (default: $DEEPUL_COURSE, else "
+                             "the current folder or the first folder above it holding grading/nbgrader_config.py "
+                             "and solutions/)")
     parser.add_argument("--no-notebook", action="store_true",
                         help="verdict only: skip executing the whole notebook (no executed notebook in the "
                              "feedback, no review of in-notebook claims); same grades, much faster")
@@ -57,15 +60,20 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from deepul_helpers.autograde.course import CourseError, setting
+    from deepul_helpers.autograde.course import CourseError, root, setting
     from deepul_helpers.autograde.grade import autograde, output_paths
 
-    timeout = args.timeout if args.timeout is not None else setting("notebook_timeout_s", 600.0)
-    cell_timeout = args.cell_timeout if args.cell_timeout is not None else setting("cell_timeout_s", 300.0)
+    try:
+        course = root(args.course)
+    except CourseError as e:
+        print(f"deepul autograde: {e}", file=sys.stderr)
+        return 2
+    timeout = args.timeout if args.timeout is not None else setting("notebook_timeout_s", 600.0, course)
+    cell_timeout = args.cell_timeout if args.cell_timeout is not None else setting("cell_timeout_s", 300.0, course)
     try:
         results = autograde(args.assignment, args.submissions, workers=args.workers, timeout_s=timeout,
                             memory_mb=args.memory_mb, cell_timeout_s=cell_timeout, db=args.db, out=args.out,
-                            source_root=args.source_root, students=args.student,
+                            source_root=course, students=args.student,
                             shard=_shard(args.shard) if args.shard else None, keep=args.keep,
                             run_notebook=not args.no_notebook, nbgrader_folders=args.formgrader)
     except (CourseError, FileNotFoundError) as e:
@@ -76,8 +84,9 @@ def main(args) -> int:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     print(f"graded {len(results)} submissions: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    out_dir, db_url = output_paths(args.assignment, args.source_root, args.out, args.db)
-    print(f"  grades:    {out_dir.resolve() / 'grades.csv'}\n"
+    out_dir, db_url = output_paths(args.assignment, course, args.out, args.db)
+    print(f"  course:    {course}\n"
+          f"  grades:    {out_dir.resolve() / 'grades.csv'}\n"
           f"  feedback:  {out_dir.resolve() / 'feedback'}/<student>.html\n"
           f"  logs:      {out_dir.resolve() / 'logs'}/<student>.txt\n"
           f"  gradebook: {_shown(db_url)}")

@@ -104,6 +104,8 @@ def _init_worker() -> None:
 
 
 def _hidden_paths(paths, keep_visible) -> tuple[tuple[str, ...], list[str]]:
+    """(existing paths to hide, none inside another; those left visible because they hold
+    ``keep_visible``)."""
     hide, skipped = [], []
     for p in paths:
         if p is None or not Path(p).exists():
@@ -114,14 +116,16 @@ def _hidden_paths(paths, keep_visible) -> tuple[tuple[str, ...], list[str]]:
             continue
         if str(p) not in hide:
             hide.append(str(p))
+    hide = [h for h in hide if not any(Path(o) in Path(h).parents for o in hide)]  # a hidden folder hides its insides
     return tuple(hide), skipped
 
 
-def output_paths(assignment: str, source_root=".", out=None, db: str | None = None) -> tuple[Path, str]:
-    """(the output folder of grades.csv, feedback/ and logs/, the gradebook URL) as :func:`autograde` uses them."""
+def output_paths(assignment: str, source_root=None, out=None, db: str | None = None) -> tuple[Path, str]:
+    """(the output folder of grades.csv, feedback/ and logs/, the gradebook URL) as :func:`autograde` uses them
+    (``source_root``: the course folder, by ``course.root``'s rule when None)."""
     from deepul_helpers.autograde.gradebook import default_url
 
-    root = Path(source_root).resolve()
+    root = course.root(source_root)
     return (Path(out) if out is not None else root / "grading" / "out" / assignment), db or default_url(root)
 
 
@@ -136,26 +140,27 @@ def _nbgrader_folders(root) -> tuple[str, str]:
 
 def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: float = 600.0,
               memory_mb: int = 3072, cell_timeout_s: float | None = None, db: str | None = None,
-              out=None, source_root=".", verdict_root=course.VERDICT_DIR, students=None,
+              out=None, source_root=None, verdict_root=course.VERDICT_DIR, students=None,
               shard: tuple[int, int] | None = None, progress: bool = True, keep: bool = False,
               run_notebook: bool = True, nbgrader_folders: bool | None = None) -> list[StudentResult]:
     """Grade every submission of ``assignment`` found in ``submissions`` (see ``collect.py`` for
     the layouts). Writes the gradebook (``db``: SQLAlchemy URL; default ``$DEEPUL_GRADEBOOK`` or
     ``<source_root>/grading/out/gradebook.db``), ``out/feedback/<student>.html``,
     ``out/logs/<student>.txt`` and ``out/grades.csv`` (default ``out``:
-    ``<source_root>/grading/out/<assignment>``). ``shard=(k, n)`` grades every n-th student from
-    the k-th (several machines sharing one PostgreSQL gradebook). ``run_notebook=False`` skips the
-    feedback run (verdict only: same grades, no executed notebook, no review of in-notebook
-    claims; for a fast regrade). ``nbgrader_folders`` (default: when ``out`` is the default) also writes
-    nbgrader's ``submitted/`` and ``autograded/`` folders where the course configuration puts them
-    (under ``source_root``), which formgrader reads. Raises GradingSetupError when
-    grading cannot start (also when ``submissions`` holds no submission at all: the message names
-    the expected layouts); a student's own failures never raise."""
+    ``<source_root>/grading/out/<assignment>``). ``source_root`` is the course folder (default: found
+    by ``course.root``'s rule: ``$DEEPUL_COURSE``, else the current folder or a parent of it).
+    ``shard=(k, n)`` grades every n-th student from the k-th (several machines sharing one PostgreSQL
+    gradebook). ``run_notebook=False`` skips the feedback run (verdict only: same grades, no executed
+    notebook, no review of in-notebook claims; for a fast regrade). ``nbgrader_folders`` (default: when
+    ``out`` is the default) also writes nbgrader's ``submitted/`` and ``autograded/`` folders where the
+    course configuration puts them (under ``source_root``), which formgrader reads. Raises
+    GradingSetupError when grading cannot start (also when ``submissions`` holds no submission at all:
+    the message names the expected layouts); a student's own failures never raise."""
     from tqdm import tqdm
 
     from deepul_helpers.autograde.gradebook import GradebookWriter, sqlite_path
 
-    root = Path(source_root).resolve()
+    root = course.root(source_root)
     try:
         source_path = course.source_notebook(assignment, root)
     except course.CourseError as e:
@@ -180,7 +185,7 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
         subs = [s for i, s in enumerate(subs) if i % n == k]
     out_dir, db_url = output_paths(assignment, root, out, db)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writer = GradebookWriter(db_url, assignment, source)
+    writer = GradebookWriter(db_url, assignment, source, root)
     db_file = sqlite_path(db_url)
     if nbgrader_folders is None:
         nbgrader_folders = out is None
@@ -190,8 +195,9 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
             Path(d).mkdir(parents=True, exist_ok=True)  # before hiding them from the sandbox
     package = Path(__file__).resolve().parents[1]
     visible = [Path(sys.prefix).resolve(), package, Path(tempfile.gettempdir()).resolve()]
-    hide, skipped = _hidden_paths([root / "solutions", root / "grading", root / ".git", root / "tests",
-                                   verdict_path.parent, Path(submissions), out_dir, submitted_dir or None,
+    private = [r / d for r in dict.fromkeys(filter(None, (root, course.installed_root())))
+               for d in ("solutions", "grading", ".git", "tests")]  # also the installed checkout's, if a course
+    hide, skipped = _hidden_paths([*private, verdict_path.parent, Path(submissions), out_dir, submitted_dir or None,
                                    autograded_dir or None, db_file.parent if db_file else None], visible)
     for s in skipped:
         print(f"deepul autograde: warning: {s} holds the Python environment or the package and stays "

@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 
 from deepul_helpers.autograde import cells
-from deepul_helpers.autograde.course import RELEASE_DIR, SOURCE_DIR, CourseError, known_assignments, load_config
+from deepul_helpers.autograde import course as course_folder
+from deepul_helpers.autograde.course import CourseError, known_assignments, load_config
 
 # Region delimiters (as configured in grading/nbgrader_config.py) that must never reach a student.
 DELIMITERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
@@ -115,8 +116,9 @@ class Released:
     files: list[Path]
 
 
-def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | None) -> dict[str, bytes]:
-    """Run nbgrader in a scratch course under ``workdir``; return {relative path: normalised bytes}."""
+def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | None, course=None) -> dict[str, bytes]:
+    """Run nbgrader in a scratch course under ``workdir`` with ``course``'s configuration; return
+    {relative path: normalised bytes}."""
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
@@ -130,7 +132,7 @@ def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | No
             nbformat.read(nb_path, as_version=4)
         except Exception as e:  # malformed JSON or schema: say which file
             raise ReleaseError(f"cannot read the source notebook {nb_path}: {e}") from e
-    cfg = load_config(root=workdir, db_url=db_url or f"sqlite:///{workdir / 'release-gradebook.db'}")
+    cfg = load_config(course, reroot=workdir, db_url=db_url or f"sqlite:///{workdir / 'release-gradebook.db'}")
     ignore = list(cfg.CourseDirectory.ignore)
     shutil.copytree(src, workdir / "solutions" / assignment,
                     ignore=lambda d, names: [n for n in names if _ignored(n, ignore)])
@@ -167,10 +169,13 @@ def _generate(assignment: str, source_dir: Path, workdir: Path, db_url: str | No
     return files
 
 
-def generate(assignment: str, source_dir: str | Path = SOURCE_DIR, db_url: str | None = None) -> dict[str, bytes]:
-    """The release of one assignment as {relative path: bytes}, written nowhere."""
+def generate(assignment: str, source_dir: str | Path | None = None, db_url: str | None = None,
+             course=None) -> dict[str, bytes]:
+    """The release of one assignment as {relative path: bytes}, written nowhere (``source_dir``: default
+    the course's ``solutions/``; the course by ``course.root``'s rule)."""
+    source_dir = Path(source_dir) if source_dir is not None else course_folder.source_dir(course)
     with tempfile.TemporaryDirectory(prefix="deepul-release-") as tmp:
-        return _generate(assignment, Path(source_dir), Path(tmp), db_url)
+        return _generate(assignment, source_dir, Path(tmp), db_url, course)
 
 
 _CHECK_CACHE: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -183,25 +188,35 @@ def _source_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _generated_for_check(name: str, source_dir: Path) -> dict[str, bytes]:
-    """``generate`` once per source content in this process (``check`` may run often, e.g. in tests)."""
-    key = (str((source_dir / name).resolve()), _source_digest(source_dir / name))
+def _generated_for_check(name: str, source_dir: Path, course=None) -> dict[str, bytes]:
+    """``generate`` once per source content and configuration in this process (``check`` may run often)."""
+    config = course_folder.root(course) / course_folder.CONFIG
+    key = (str((source_dir / name).resolve()), _source_digest(source_dir / name),
+           config.read_text() if config.is_file() else "")
     if key not in _CHECK_CACHE:
-        _CHECK_CACHE[key] = generate(name, source_dir)
+        _CHECK_CACHE[key] = generate(name, source_dir, course=course)
     return _CHECK_CACHE[key]
 
 
-def release(names=None, *, source_dir: str | Path = SOURCE_DIR, release_dir: str | Path = RELEASE_DIR,
-            db_url: str | None = None) -> list[Released]:
+def _folders(source_dir, release_dir, course) -> tuple[Path, Path]:
+    """(source, release) folders: as given, else the course's ``solutions/`` and ``homeworks/``."""
+    return (Path(source_dir) if source_dir is not None else course_folder.source_dir(course),
+            Path(release_dir) if release_dir is not None else course_folder.release_dir(course))
+
+
+def release(names=None, *, source_dir: str | Path | None = None, release_dir: str | Path | None = None,
+            db_url: str | None = None, course=None) -> list[Released]:
     """Generate ``release_dir/<assignment>/`` from ``source_dir/<assignment>/`` for each name (default all).
 
-    ``db_url``: also record the assignment's cells in this gradebook (default: a throw-away one).
-    Notebooks in the release folder that no longer have a source are removed.
+    The folders default to the course's ``solutions/`` and ``homeworks/``; the course (and its nbgrader
+    configuration) is found by ``course.root``'s rule. ``db_url``: also record the assignment's cells in
+    this gradebook (default: a throw-away one). Notebooks in the release folder that no longer have a
+    source are removed.
     """
-    source_dir, release_dir = Path(source_dir), Path(release_dir)
+    source_dir, release_dir = _folders(source_dir, release_dir, course)
     done = []
     for name in _resolve(names, source_dir):
-        files = generate(name, source_dir, db_url)
+        files = generate(name, source_dir, db_url, course=course)
         dest = release_dir / name
         dest.mkdir(parents=True, exist_ok=True)
         for stale in dest.glob("*.ipynb"):
@@ -218,13 +233,13 @@ def release(names=None, *, source_dir: str | Path = SOURCE_DIR, release_dir: str
     return done
 
 
-def check(names=None, *, source_dir: str | Path = SOURCE_DIR,
-          release_dir: str | Path = RELEASE_DIR) -> list[str]:
+def check(names=None, *, source_dir: str | Path | None = None, release_dir: str | Path | None = None,
+          course=None) -> list[str]:
     """Problems with the committed release: stale, missing or orphaned notebooks (empty: up to date)."""
-    source_dir, release_dir = Path(source_dir), Path(release_dir)
+    source_dir, release_dir = _folders(source_dir, release_dir, course)
     problems = []
     for name in _resolve(names, source_dir):
-        files = _generated_for_check(name, source_dir)
+        files = _generated_for_check(name, source_dir, course)
         for rel, data in files.items():
             target = release_dir / name / rel
             if not target.exists():
@@ -245,25 +260,31 @@ def add_arguments(parser) -> None:
                         help="write nothing; exit 1 when a committed release is stale or missing")
     parser.add_argument("--db", default=None,
                         help="also record the assignments' cells in this gradebook (SQLAlchemy URL)")
-    parser.add_argument("--source", default=str(SOURCE_DIR), help="nbgrader source folder (default solutions/)")
-    parser.add_argument("--dest", default=str(RELEASE_DIR), help="release folder (default homeworks/)")
+    parser.add_argument("--source", default=None, help="nbgrader source folder (default: the course's solutions/)")
+    parser.add_argument("--dest", default=None, help="release folder (default: the course's homeworks/)")
+    course_folder.add_argument(parser)
 
 
 def main(args) -> int:
+    course = getattr(args, "course", None)
     try:
+        source, dest = _folders(args.source, args.dest, course)
         if args.check:
-            problems = check(args.assignments, source_dir=args.source, release_dir=args.dest)
+            problems = check(args.assignments, source_dir=source, release_dir=dest, course=course)
             for p in problems:
                 print(f"stale: {p}")
             if not problems:
-                print("release is up to date")
+                print(f"release is up to date: {dest} (from {source})")
             return 1 if problems else 0
-        done = release(args.assignments, source_dir=args.source, release_dir=args.dest, db_url=args.db)
+        done = release(args.assignments, source_dir=source, release_dir=dest, db_url=args.db, course=course)
+    except course_folder.CourseNotFound as e:
+        print(f"deepul release: {e}")
+        return 2
     except CourseError as e:
         print(f"deepul release: {e}")
         return 1
     if not done:
-        print(f"deepul release: no assignment under {args.source} (expected <assignment>/<nb>.ipynb)")
+        print(f"deepul release: no assignment under {source} (expected <assignment>/<nb>.ipynb)")
         return 1
     for r in done:
         for f in r.files:

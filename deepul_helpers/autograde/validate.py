@@ -6,16 +6,19 @@ visible test cell the points it would earn, a total, and the problems found on t
 malformed notebook, test cells edited or deleted, functions the release asks for that are
 missing or that the grader would not load, syntax errors, cells that raised. The released
 version of the notebook is found by what the notebook carries (its nbgrader cells' grade_ids,
-matched against every release in ``homeworks/``; the folder name first), or given with
+matched against every release in the course's ``homeworks/``; the folder name first), or given with
 ``--release``; its locked and test cells are then run instead of the student's copies, by the
-grader's own rules (``cells.py``). When none is found, the report says so. Plots go to
-``<notebook's folder>/out/`` (or ``--out``), never into the course's checkout.
+grader's own rules (``cells.py``). The course is found by the one rule of ``course.root`` (``--course``,
+``$DEEPUL_COURSE``, else the current folder or one above it); without one (or when no release matches)
+the report says so and the visible checks still run. Plots go to ``<notebook's folder>/out/`` (or
+``--out``), never into the course's checkout.
 
 The grade itself is decided by hidden tests; these visible checks are feedback only.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -27,7 +30,7 @@ from pathlib import Path
 import nbformat
 
 from deepul_helpers.autograde import cells
-from deepul_helpers.autograde.course import RELEASE_DIR, setting
+from deepul_helpers.autograde import course as course_folder
 
 NOTE = ("Note: these are the visible checks only. Your grade is decided by hidden tests that call your "
         "functions on other inputs, so passing every visible check does not guarantee full marks.")
@@ -80,7 +83,7 @@ def _grade_ids(nb) -> set[str]:
     return {gid for c in nb.cells if (gid := cells.grade_id(c)) is not None}
 
 
-def find_release(path: Path, release_dir: Path = RELEASE_DIR, nb=None) -> Path | None:
+def find_release(path: Path, release_dir: Path, nb=None) -> Path | None:
     """The released notebook this submission comes from: by assignment folder and file name, else by
     identity, the release whose nbgrader cells (grade_ids) the notebook ``nb`` shares most, at least
     half of them (a renamed copy, one in ~/Downloads)."""
@@ -187,17 +190,30 @@ def _execute(in_path: str, out_path: str, cell_timeout: int, cwd: str) -> int:
 
 
 def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None = None,
-             release_dir=RELEASE_DIR, keep: str | Path | None = None, release: str | Path | None = None,
-             out: str | Path | None = None) -> Report:
+             release_dir=None, keep: str | Path | None = None, release: str | Path | None = None,
+             out: str | Path | None = None, course: str | Path | None = None) -> Report:
     """Execute ``path`` in quick mode and score its visible test cells (see the module docstring).
 
-    Time limits default to ``c.Deepul.notebook_timeout_s`` / ``cell_timeout_s`` of grading/nbgrader_config.py.
+    ``release_dir`` defaults to the course's ``homeworks/`` (the course: ``course``, else found by
+    ``course.root``'s rule). Time limits default to ``c.Deepul.notebook_timeout_s`` / ``cell_timeout_s``
+    of the course's grading/nbgrader_config.py.
     """
-    if timeout_s is None or cell_timeout_s is None:
-        timeout_s = setting("notebook_timeout_s", 900.0) if timeout_s is None else timeout_s
-        cell_timeout_s = int(setting("cell_timeout_s", 300.0)) if cell_timeout_s is None else cell_timeout_s
     path = Path(path)
     report = Report(path)
+    try:
+        root = course_folder.root(course)
+    except course_folder.CourseNotFound as e:
+        if course is not None:  # a folder given explicitly that is not a course: say so, run nothing
+            report.fatal = True
+            report.problems.append(str(e))
+            return report
+        root, no_course = None, str(e)
+    if timeout_s is None or cell_timeout_s is None:
+        setting = functools.partial(course_folder.setting, course=root) if root else (lambda _, v: v)
+        timeout_s = setting("notebook_timeout_s", 900.0) if timeout_s is None else timeout_s
+        cell_timeout_s = int(setting("cell_timeout_s", 300.0)) if cell_timeout_s is None else cell_timeout_s
+    if release_dir is None and root is not None:
+        release_dir = root / course_folder.RELEASE
     if not path.is_file():
         report.fatal = True
         report.problems.append(f"no notebook at {path}: give the path of your .ipynb file")
@@ -213,11 +229,21 @@ def validate(path, *, timeout_s: float | None = None, cell_timeout_s: int | None
         nbformat.validate(nb)
     except nbformat.ValidationError as e:
         report.problems.append(f"the notebook does not follow the notebook format: {e.message}")
-    release_path = Path(release) if release is not None else find_release(path, Path(release_dir), nb)
+    if release is not None:
+        release_path = Path(release)
+    else:
+        release_path = find_release(path, Path(release_dir), nb) if release_dir is not None else None
     _syntax_errors(nb, report)
     if release_path is not None and release_path.is_file():
         _loaded_by_the_grader(nb, release_path, report)
         nb = _restore_locked_cells(nb, nbformat.read(release_path, as_version=4), report)
+    elif release is not None:
+        report.problems.append(f"--release {release}: no such notebook; locked and test cells were NOT checked "
+                               "against the release")
+    elif release_dir is None:
+        report.problems.append(f"{no_course}. Without the course, the released notebook cannot be looked up: "
+                               "locked and test cells were NOT checked against the release (or give it with "
+                               "--release PATH)")
     else:
         report.problems.append(f"the released notebook this one comes from was not found in {release_dir} (no "
                                "release shares its nbgrader cells): locked and test cells were NOT checked "
@@ -311,14 +337,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cell-timeout", type=int, default=None, help="per-cell limit in seconds")
     parser.add_argument("--keep", default=None, help="also write the executed notebook here")
     parser.add_argument("--release", default=None, help="the released notebook yours comes from (found "
-                        "automatically in homeworks/ when not given)")
+                        "automatically in the course's homeworks/ when not given)")
+    course_folder.add_argument(parser)
     parser.add_argument("--out", default=None, help="where the quick run's plots go (default: out/ beside "
                         "your notebook)")
 
 
 def main(args) -> int:
     report = validate(args.notebook, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, keep=args.keep,
-                      release=getattr(args, "release", None), out=getattr(args, "out", None))
+                      release=getattr(args, "release", None), out=getattr(args, "out", None),
+                      course=getattr(args, "course", None))
     print(report.format())
     if report.fatal:
         return 2

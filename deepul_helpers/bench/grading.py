@@ -25,17 +25,19 @@ import time
 from pathlib import Path
 
 from deepul_helpers import config
-from deepul_helpers.autograde.course import REPO_ROOT, VERDICT_DIR, source_notebook
+from deepul_helpers.autograde import course
+from deepul_helpers.autograde.course import VERDICT_DIR, source_notebook
 
 
-def measure(assignment: str, n: int, workers: int, *, source_root: str | Path = REPO_ROOT,
+def measure(assignment: str, n: int, workers: int, *, source_root: str | Path | None = None,
             verdict_root: str = VERDICT_DIR, timeout_s: float = 600.0, db: str | None = None) -> dict:
     """Grade ``n`` copies of the reference solution with ``workers`` workers, in this process.
 
-    ``db``: the gradebook URL (default: a throw-away SQLite file)."""
+    ``db``: the gradebook URL (default: a throw-away SQLite file); ``source_root``: the course folder
+    (default: found by ``course.root``'s rule)."""
     from deepul_helpers.autograde import autograde
 
-    root = Path(source_root).resolve()
+    root = course.root(source_root)
     source = source_notebook(assignment, root)
     with tempfile.TemporaryDirectory(prefix="deepul-bench-grading-") as tmp:
         tmp = Path(tmp)
@@ -77,8 +79,9 @@ def _measure_in_child(assignment: str, n: int, workers: int, source_root, verdic
 
 
 def run(quick: bool, device: str = "auto", *, assignment: str = "hw1_autoregressive", n: int | None = None,
-        source_root: str | Path = REPO_ROOT, verdict_root: str = VERDICT_DIR) -> list[dict]:
+        source_root: str | Path | None = None, verdict_root: str = VERDICT_DIR) -> list[dict]:
     """Rows for 1 worker and for one worker per core (``device`` is unused: grading runs on the CPU)."""
+    source_root = course.root(source_root)
     cores = os.cpu_count() or 1
     n = n or config.pick(4 * cores, cores, quick=quick)
     rows = []
