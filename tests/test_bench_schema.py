@@ -44,6 +44,7 @@ def test_make_row_derives_bits_gaps_and_entropy():
     (lambda r: r.update(dataset="mnist"), "unknown data set"),
     (lambda r: r.update(epochs=-1), "epochs"),
     (lambda r: r.update(params="many"), "params"),
+    (lambda r: r.update(quick="yes"), "quick must be true or false"),
 ])
 def test_validate_row_names_what_is_wrong(change, match):
     row = _row()
@@ -52,6 +53,7 @@ def test_validate_row_names_what_is_wrong(change, match):
         schema.validate_row(row)
     with pytest.raises(ValueError, match="family"):
         schema.validate_row(_row(), family="flows")
+    schema.validate_row({**_row(), "quick": False})  # the run's metadata the dispatcher stamps on every row
 
 
 def test_cross_entropy_exact_on_a_table_equals_entropy_at_the_truth_and_exceeds_it_elsewhere():

@@ -5,7 +5,8 @@ A benchmark is a module ``deepul_helpers.bench.<family>`` with
 ``run(quick: bool, device: str) -> list[dict]``: one dict per row, measured values only.
 A model family's rows (a family with a folder ``models/<family>/``) follow the one row schema of
 ``bench/schema.py`` and are validated before they are written; other benchmarks (``grading``)
-have rows of their own. PyTorch runs on ``config.threads()`` threads (one unless
+have rows of their own. Every row written gets the run's metadata (``schema.RUN_FIELDS``: ``quick``, true
+for ``--quick`` or ``DEEPUL_QUICK=1``). PyTorch runs on ``config.threads()`` threads (one unless
 ``DEEPUL_THREADS`` says otherwise).
 """
 
@@ -68,7 +69,10 @@ def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench
 
     config.use_threads()
     module = importlib.import_module(f"{__name__}.{family}")
+    quick = config.is_quick(quick)
     rows = module.run(quick=quick, device=device)
+    for row in rows:  # the run's metadata (schema.RUN_FIELDS) in every row: the JSON says how it was made
+        row["quick"] = quick
     if family in model_families():
         from deepul_helpers.bench.schema import validate_rows
 

@@ -92,6 +92,13 @@ OPTIONAL_FIELDS = {
     "data_dims": "dimensions of one example in data space",
 }
 
+# The run's metadata: the dispatcher (``deepul bench``) stamps these on every row it writes, so that a JSON file
+# says how it was made. Optional in a row a family returns.
+RUN_FIELDS = {
+    "quick": "true when the run was in quick mode (--quick or DEEPUL_QUICK=1: a few iterations, numbers that "
+             "check the code, not the claims)",
+}
+
 NLL_KINDS = ("exact", "bound")
 
 
@@ -132,7 +139,7 @@ def validate_row(row: dict, family: str | None = None) -> None:
     """Raise ValueError, naming the field, unless ``row`` follows the schema (and is of ``family``)."""
     where = f"bench row {row.get('family')}/{row.get('model')}/{row.get('dataset')}"
     missing = [k for k in FIELDS if k not in row]
-    unknown = [k for k in row if k not in FIELDS and k not in OPTIONAL_FIELDS]
+    unknown = [k for k in row if k not in FIELDS and k not in OPTIONAL_FIELDS and k not in RUN_FIELDS]
     if missing:
         raise ValueError(f"{where}: missing fields {missing}; build rows with bench.schema.make_row")
     if unknown:
@@ -146,6 +153,9 @@ def validate_row(row: dict, family: str | None = None) -> None:
         if k in ("family", "model", "dataset", "nll_kind"):
             if v is not None and not isinstance(v, str):
                 raise ValueError(f"{where}: {k} must be a string, got {v!r}")
+        elif k == "quick":
+            if not isinstance(v, bool):
+                raise ValueError(f"{where}: quick must be true or false, got {v!r}")
         elif v is not None and not _is_number(v):
             raise ValueError(f"{where}: {k} must be a number or None, got {v!r}")
     for k in ("family", "model", "dataset"):

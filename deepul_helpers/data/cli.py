@@ -82,10 +82,39 @@ def show(name: str, out: str, split: str = "train", seed: int = 0, n: int | None
         return plot.text_lines(data.decode(name, x[: n or 16]), title=title, save_to=out)
     if inf.kind == "signal":
         return plot.waveforms(x, n=n or 4, title=title, save_to=out)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.5))
     dist = data.true_distribution(name)
+    if inf.kind == "1d_continuous":  # a histogram of the samples under the true density
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        pts = np.asarray(x[:n] if n else x).reshape(-1)
+        grid = np.linspace(*dist.extent, 400)
+        ax.hist(pts, bins=60, range=dist.extent, density=True, color="0.75", label=f"{len(pts)} samples")
+        ax.plot(grid, np.exp(dist.log_prob(grid[:, None])), "k-", label="true density")
+        ax.set_xlabel("x")
+        ax.set_ylabel("density")
+        ax.legend()
+        ax.set_title(title)
+        return plot._finish(fig, out)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.5))
     pts = x[: n or 2000]
-    if inf.kind == "2d_discrete":
+    if inf.kind == "pairs":  # (N, 2, d): every coordinate pair (x_i, y_i) is a standard normal pair, correlation rho
+        rho, lim = dist.rho, 4.0
+        extent = (-lim, lim, -lim, lim)
+
+        def pair_log_prob(p):  # (M, 2) -> (M,): one coordinate pair's log-density
+            a, b = p[:, 0].astype(np.float64), p[:, 1].astype(np.float64)
+            return (-np.log(2 * np.pi) - 0.5 * np.log1p(-rho**2)
+                    - (a * a - 2 * rho * a * b + b * b) / (2 * (1 - rho**2)))
+
+        plot.density_2d(pair_log_prob, extent=extent, log=True, ax=left, resolution=150,
+                        title=f"true density of one pair (x_i, y_i), rho = {rho:g}")
+        pooled = np.asarray(pts).transpose(0, 2, 1).reshape(-1, 2)  # (N*d, 2): every coordinate's (x_i, y_i)
+        plot.scatter_2d(pooled, ax=right, lim=extent,
+                        title=f"{len(pts)} pairs, all {dist.dim} coordinates; I(x; y) = "
+                              f"{dist.mutual_information:.2f} nats")
+        right.set_xlabel("x_i")
+        right.set_ylabel("y_i")
+        right.set_aspect("equal")
+    elif inf.kind == "2d_discrete":
         plot.density_2d(dist.probs, ax=left, title="probability table")
         jitter = np.random.default_rng(0).uniform(-0.4, 0.4, size=pts.shape)  # spread points within a cell
         right.scatter(pts[:, 1] + jitter[:, 1], pts[:, 0] + jitter[:, 0], s=2, alpha=0.4)
