@@ -19,10 +19,28 @@ they have no validation loss). One row per model holds (``None`` where the famil
    17 levels, a blank image;
 7. parameters, and latent size against data size.
 
-On the 2D toys (where a family applies): an autoregressive continuous density (mixture CDFs) against
-RealNVP on ``checkerboard`` and ``gaussians_8`` (gap to the true entropy), and a GAN against a VAE on the
-narrow ring and grid (modes covered, high-quality share). Self-supervised: SimCLR at batch 32 and 256 and
-MoCo (batch 32, queue 512) under the same budget, for the batch-size claim.
+The image models: MADE, PixelCNN, Gated PixelCNN, the parallel multiscale PixelCNN, an Image Transformer;
+RealNVP with uniform and with variational dequantization; the VAE and the IAF-posterior VAE (their -ELBO,
+and beside it the IWAE-k bound ``test_bits_per_dim_iw``, k = 1000), the VQ-VAE with its PixelCNN prior over
+the 4x4 code grid (stage 1 and the prior share the budget, ``VQ_STAGE1_SHARE``; its NLL the bound
+-log p(x|z_q) - log p(z_q)); the DCGAN with the non-saturating loss and with the hinge loss and spectral norm.
+
+On the 2D toys (where a family applies): an autoregressive continuous density (mixture CDFs), RealNVP and
+the grid-normalised energy-based model (trained by denoising score matching, exact NLL on its grid) on
+``checkerboard`` and ``gaussians_8`` (gap of the cross-entropy to the true entropy), and a GAN against a VAE
+on the narrow ring and grid (modes covered, high-quality share). Self-supervised: SimCLR at batch 32 and
+256 and MoCo (batch 32, queue 512) under the same budget, for the batch-size claim.
+
+Seeds: ``SEEDS`` (3) where the spread matters: the VAE and both DCGANs on digits (the sample-quality,
+blurriness and first-choice claims compare them closely) and every 2D row (the mode and gap comparisons);
+one seed elsewhere (the autoregressive and flow rows' bits/dim differ by more than a seed moves them; the
+self-supervised rows' claim asks for a margin of one point). A seeded row holds the mean over its seeds,
+``seeds`` and the spreads (max - min: ``test_bits_per_dim_spread``, ``gap_spread``, ``fid_spread``,
+``probe_acc_linear_spread``, ``modes_covered_spread``, ``high_quality_spread``); timings are the first seed's.
+The claims call a difference smaller than the spreads a tie. The cost, by the budgets: 9 one-seed image
+models x 60 + 3 seeded image models x 3 x 60 + 3 self-supervised x 60 = 1,260 CPU s, and 10 2D models x 3
+seeds x 10 = 300 CPU s: 1,560 CPU s of training, about 26 minutes, plus the evaluations, on one thread
+(under 30 minutes on an idle machine; a shared one stretches the wall time, not the figures).
 
 ``claims.table(rows)`` turns the rows into the lecture's claims with verdicts. ``FLOWPP_TABLE`` holds the
 published bits/dim by family (Ho et al. 2019, "Flow++", Table 2) for the lecture's comparison.
@@ -44,7 +62,12 @@ from deepul_helpers import config, data, metrics, train
 from deepul_helpers.bench import schema
 
 BUDGET_CPU_S = 60.0  # CPU seconds of training per image model (the same for every family)
-TOY_BUDGET_CPU_S = 20.0  # per 2D model
+TOY_BUDGET_CPU_S = 10.0  # per 2D model and seed
+SEEDS = (0, 1, 2)  # for the seeded rows (see the module docstring); quick mode: the first two
+VQ_STAGE1_SHARE = 2 / 3  # of the VQ-VAE's budget for its encoder, decoder and codebook; the rest for its prior
+IW_K = 1000  # importance samples of the IWAE bound beside the VAEs' -ELBO (quick: 4)
+EBM_BOX = {"checkerboard": (-4.0, 4.0, -4.0, 4.0), "gaussians_8": (-7.0, 7.0, -7.0, 7.0)}  # all but < 1e-9 of
+# the mass (the checkerboard's support exactly; the ring's Gaussians, sd 0.5 at radius 4, to 6 sd)
 MAX_EPOCHS = 400  # a cap: the budget ends training first in full mode
 OUT = Path(__file__).resolve().parents[2] / "out" / "bench"  # where `deepul bench roundup` writes, run from the repo
 ARTIFACTS = OUT / "roundup_artifacts.npz"
@@ -76,9 +99,10 @@ FLOWPP_OURS = {"RealNVP": "RealNVP (uniform dequantization)", "IAF-VAE": "IAF-VA
 # the labels the claims (bench/claims.py) look up
 PIXELCNN, PARALLEL, GATED = "PixelCNN", "Parallel PixelCNN", "Gated PixelCNN"
 FLOW_U, FLOW_V = "RealNVP (uniform dequantization)", "RealNVP (variational dequantization)"
-VAE, IAF_VAE, DCGAN = "VAE", "IAF-VAE", "DCGAN"
+VAE, IAF_VAE, VQVAE, DCGAN, DCGAN_HINGE = "VAE", "IAF-VAE", "VQ-VAE (PixelCNN prior)", "DCGAN", "DCGAN hinge+SN"
 AR_2D, FLOW_2D = "autoregressive mixture CDFs (continuous)", "RealNVP (8 couplings)"
-GAN_2D, VAE_2D = "GAN (MLP 3x128)", "VAE (2D latent, Gaussian decoder)"
+EBM_2D = "EBM (grid-normalised, score matching)"
+GAN_2D, VAE_2D = "GAN (MLP, non-saturating)", "VAE (2D latent, Gaussian decoder)"
 SIMCLR_32, SIMCLR_256, MOCO_32, RAW = "SimCLR, batch 32", "SimCLR, batch 256", "MoCo, batch 32, queue 512", "raw pixels"
 TOYS_2D, MIXTURES_2D = ("checkerboard", "gaussians_8"), {"gaussians_8_narrow": 8, "gaussians_25_narrow": 25}
 
@@ -96,6 +120,9 @@ class Spec:
     step: Callable | None = None
     features: Callable | None = None
     latent: Callable | None = None
+    seeded: bool = False  # trained from every seed of SEEDS (else the first only)
+    fit: Callable | None = None  # fit(model, x, budget, quick, device, seed) -> History, instead of one train.fit
+    iw: bool = False  # report the IWAE bound beside the -ELBO
 
 
 def _hidden_of(module_name: str):
@@ -128,6 +155,39 @@ def _flow_latent(model):
     return model.encode, model.decode  # z in the flow's internal layout, as many numbers as x
 
 
+def _vqvae(shape, levels):
+    """The family's VQ-VAE (8x8 -> a 4x4 grid of 32 codes) with the family's PixelCNN as its prior."""
+    from deepul_helpers.models import autoregressive as ar
+    from deepul_helpers.models import latent as lt
+
+    vq = lt.VQVAE(shape, levels, n_codes=32, code_dim=16, hidden=64)
+    vq.prior = ar.PixelCNN(vq.grid + (1,), vq.n_codes, n_filters=32, n_layers=3, kernel_size=3)
+    return vq
+
+
+def _fit_vqvae(vq, x, budget, quick, device, seed):
+    """The VQ-VAE's two stages under one budget: encoder, decoder and codebook (``objective_step``; no
+    validation, the bound needs the prior) for ``VQ_STAGE1_SHARE`` of it, then the prior on the training
+    codes (validation split, best epoch kept). The History adds the two stages up."""
+    from deepul_helpers.models import latent as lt
+
+    prior, vq.prior = vq.prior, None
+    h1 = _fit(vq, x, lt.objective_step, 2e-3, 64, budget * VQ_STAGE1_SHARE, quick, device, False, seed)
+    vq.cpu().eval()
+    codes = vq.codes(torch.as_tensor(x)).numpy()
+    h2 = _fit(prior, codes, None, 2e-3, 64, budget * (1 - VQ_STAGE1_SHARE), quick, device, True, seed)
+    vq.prior = prior.cpu().eval()
+    return train.History(train_losses=np.concatenate([h1.train_losses, h2.train_losses]),
+                         test_losses=h2.test_losses, wall_time_s=h1.wall_time_s + h2.wall_time_s,
+                         epochs=h1.epochs + h2.epochs, iterations=h1.iterations + h2.iterations, device=h2.device,
+                         quick=h2.quick, val_losses=h2.val_losses, best_epoch=h2.best_epoch,
+                         cpu_time_s=h1.cpu_time_s + h2.cpu_time_s)
+
+
+def _vq_features(model):
+    return lambda x: model.encode(x).reshape(len(x), -1)  # z_e, before quantisation (4 x 4 x 16)
+
+
 def digit_specs(k_iw: int = 8) -> list[Spec]:
     """The image models of the round-up (built lazily: no family is imported before it is needed)."""
     from deepul_helpers.bench.latent import BoundModel
@@ -155,14 +215,17 @@ def digit_specs(k_iw: int = 8) -> list[Spec]:
              latent=_flow_latent),
         Spec("latent", VAE, lambda s, k: BoundModel(lt.VAE(s, "categorical", k, latent_dim=16, hidden=256,
                                                               warmup_iters=300), k_iw),
-             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, latent=_vae_latent),
+             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, latent=_vae_latent, seeded=True, iw=True),
         Spec("latent", IAF_VAE, lambda s, k: BoundModel(lt.IAFVAE(s, "categorical", k, latent_dim=16, n_flows=2,
                                                                      flow_hidden=64, hidden=256, warmup_iters=300),
                                                            k_iw),
-             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu),  # encode: the mean before the IAF
-        # layers, not the posterior's: no interpolation strip from it
+             "bound", lr=1e-3, step=lt.objective_step, features=vae_mu, iw=True),  # encode: the mean before
+        # the IAF layers, not the posterior's: no interpolation strip from it
+        Spec("latent", VQVAE, _vqvae, "bound", fit=_fit_vqvae, features=_vq_features),
         Spec("implicit", DCGAN, lambda s, k: implicit.dcgan("digits" if s[0] == 8 else "shapes"), None, lr=2e-4,
-             step=implicit.gan_step, features=_hidden_of("discriminator.5")),
+             step=implicit.gan_step, features=_hidden_of("discriminator.5"), seeded=True),
+        Spec("implicit", DCGAN_HINGE, lambda s, k: implicit.dcgan("digits" if s[0] == 8 else "shapes", loss="hinge"),
+             None, lr=2e-4, step=implicit.gan_step, features=_hidden_of("discriminator.5"), seeded=True),
     ]
 
 
@@ -221,48 +284,118 @@ def _quality(samples, test) -> dict:
             "modes_covered": float(sq.digit_modes(samples)["covered"])}
 
 
-def _fit(model, x, spec_step, lr, batch_size, budget, quick, device, validate=True):
+def _fit(model, x, spec_step, lr, batch_size, budget, quick, device, validate=True, seed=0, betas=None):
     kw = {} if spec_step is None else {"step": spec_step}
     if spec_step is not None and spec_step.__name__ == "gan_step":
         from deepul_helpers.models import implicit
 
-        kw["optimizer"], validate = implicit.gan_optimizer(), False
+        kw["optimizer"] = implicit.gan_optimizer() if betas is None else implicit.gan_optimizer(betas=betas)
+        validate = False
     return train.fit(model, x, epochs=MAX_EPOCHS, budget_s=budget, budget_clock="cpu", lr=lr, batch_size=batch_size,
-                     seed=0, device=device, quick=quick, progress=False, lr_schedule="cosine", grad_clip=100.0,
+                     seed=seed, device=device, quick=quick, progress=False, lr_schedule="cosine", grad_clip=100.0,
                      val_fraction=0.1 if validate else 0.0, **kw)
 
 
-def _image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: dict | None) -> dict:
-    """Train one image model on digits under the budget and measure its whole row."""
+def iwae_bits(model, x, k: int, seed: int = 0) -> float:
+    """The IWAE-k bound of a ``BoundModel``'s VAE on ``x`` in bits/dim (seeded draws, batches of 64)."""
+    inner = model.model
+    config.seed_everything(seed)
+    with torch.no_grad():
+        lp = torch.cat([inner.log_prob_iw(b, k) for b in torch.as_tensor(x).split(64)])
+    return float(metrics.bits_per_dim(-lp.mean() / inner.dims))
+
+
+# a quality field -> the field holding its spread over seeds (max - min)
+SPREADS = {"test_bits_per_dim": "test_bits_per_dim_spread", "gap": "gap_spread", "fid": "fid_spread",
+           "probe_acc_linear": "probe_acc_linear_spread", "modes_covered": "modes_covered_spread",
+           "high_quality_share": "high_quality_spread"}
+_HISTORY = ("epochs", "iterations", "best_epoch", "train_s", "train_cpu_s")
+_DERIVED = ("test_bits_per_dim", "entropy_nats_per_dim", "gap_percent", "cross_entropy_gap_percent",
+            "cross_entropy_nats_per_dim", "cross_entropy_se")
+
+
+def gap_of(row: dict):
+    """The row's gap to the entropy in %: of the cross-entropy where known, else of the test NLL."""
+    g = row.get("cross_entropy_gap_percent")
+    return g if g is not None else row.get("gap_percent")
+
+
+def merge_seeds(rows: list[dict]) -> dict:
+    """One row from the rows of the same model trained from different seeds: every figure the mean over
+    the seeds (the cross-entropy's standard error that of the mean), ``seeds``, and for each quality field
+    of ``SPREADS`` that the rows hold its spread, max - min; timings, counts and parameters of the first seed."""
+    first, n = rows[0], len(rows)
+
+    def mean(k):
+        vals = [w.get(k) for w in rows]
+        if any(v is None for v in vals):
+            return None
+        return vals[0] if all(v == vals[0] for v in vals) else float(np.mean(vals))
+
+    fields = {k: mean(k) for k in first if k not in schema.FIELDS and k not in SPREADS.values() and k != "seeds"}
+    ce = None
+    if first.get("cross_entropy_nats_per_dim") is not None:
+        ce = (mean("cross_entropy_nats_per_dim"),
+              float(np.sqrt(sum(w["cross_entropy_se"] ** 2 for w in rows)) / n))
+    for k, spread in SPREADS.items():
+        vals = [gap_of(w) if k == "gap" else w.get(k) for w in rows]
+        if all(v is not None for v in vals):
+            fields[spread] = float(np.ptp(vals))
+    row = schema.make_row(first["family"], first["model"], first["dataset"],
+                          test_nats_per_dim=mean("test_nats_per_dim"), nll_kind=first["nll_kind"], cross_entropy=ce,
+                          s_per_1000_samples=first["s_per_1000_samples"], params=first["params"], seeds=n, **fields)
+    row.update({k: first[k] for k in _HISTORY})
+    schema.validate_row(row)
+    return row
+
+
+def _image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: dict | None, seed: int = 0,
+               timed: dict | None = None) -> dict:
+    """Train one image model on digits from ``seed`` under the budget and measure its whole row. ``timed``:
+    the timing fields of an earlier seed's row (they do not depend on the weights: measured once)."""
     x, y = data.load("digits", labels=True)
     xt, yt = data.load("digits", "test", labels=True)
     shape, levels = tuple(data.info("digits").shape), data.info("digits").levels
-    config.seed_everything(0)
+    config.seed_everything(seed)
     model = spec.build(shape, levels)
-    hist = _fit(model, x, spec.step, spec.lr, spec.batch_size, budget, quick, device)
+    if spec.fit is not None:
+        hist = spec.fit(model, x, budget, quick, device, seed)
+    else:
+        hist = _fit(model, x, spec.step, spec.lr, spec.batch_size, budget, quick, device, seed=seed)
     model = model.cpu().eval()
     extra: dict = {"val_nats_per_dim": float(hist.val_losses[hist.best_epoch]) if hist.best_epoch is not None
                    else None}
     nll = None
     if spec.nll_kind is not None:
+        config.seed_everything(seed)
         nll = train.evaluate(model, xt) if not quick else train.evaluate(model, xt[:config.QUICK_MAX_TEST_EXAMPLES])
         model.eval()
         oods = ood_sets(n=config.pick(len(xt), 64, quick=quick))
-        extra.update({f"ood_bits_{k}": bits_per_dim(model, v) for k, v in oods.items()})
+        extra.update({f"ood_bits_{k}": bits_per_dim(model, v, seed) for k, v in oods.items()})
         model.eval()
+    if spec.iw:
+        k = config.pick(IW_K, 4, quick=quick)
+        extra.update(test_bits_per_dim_iw=iwae_bits(model, xt[:config.pick(len(xt), 64, quick=quick)], k, seed),
+                     iw_k=k)
     n = config.pick(1000, 100, quick=quick)
-    torch.manual_seed(10_000)
+    torch.manual_seed(10_000 + seed)
     samples = model.sample(n).numpy()
     extra.update(_quality(samples, xt))
-    extra["s_per_1000_samples_20x20"] = schema.seconds_per_1000_samples(
-        spec.build(tuple(data.info("shapes").shape), data.info("shapes").levels).eval(),
-        config.pick(20, 2, quick=quick), repeats=config.pick(3, 1, quick=quick))
-    if spec.family == "autoregressive":
-        extra["sampling_passes"] = count_passes(model)
-        extra["sampling_passes_20x20"] = count_passes(spec.build((20, 20, 1), 2))
+    if timed is None:
+        timed = {"s_per_1000_samples_20x20": schema.seconds_per_1000_samples(
+            spec.build(tuple(data.info("shapes").shape), data.info("shapes").levels).eval(),
+            config.pick(20, 2, quick=quick), repeats=config.pick(3, 1, quick=quick)),
+            "s_per_1000_samples": schema.seconds_per_1000_samples(model, config.pick(100, 2, quick=quick),
+                                                                  repeats=config.pick(3, 1, quick=quick))}
+        if spec.family == "autoregressive":
+            timed["sampling_passes"] = count_passes(model)
+            timed["sampling_passes_20x20"] = count_passes(spec.build((20, 20, 1), 2))
+    extra.update({k: v for k, v in timed.items() if k != "s_per_1000_samples"})
     if spec.features is not None:
         extra.update(_probe(spec.features(model), x, y, xt, yt))
     extra["data_dims"] = math.prod(shape)
+    if spec.label == VQVAE:
+        extra["latent_dims"] = math.prod(model.grid)  # one code index per cell of the grid
     if spec.latent is not None:
         enc, dec = spec.latent(model)
         with torch.no_grad():
@@ -275,16 +408,28 @@ def _image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: d
                 artifacts[f"interp/{spec.label}"] = np.asarray(strips).reshape(8, 4, *shape).transpose(1, 0, 2, 3, 4)
     if artifacts is not None:
         artifacts[f"samples/{spec.label}"] = samples[:36]
-    timing_n = config.pick(100, 2, quick=quick)
     return schema.make_row(spec.family, spec.label, "digits", test_nats_per_dim=nll, nll_kind=spec.nll_kind,
-                           history=hist, params=_params(model),
-                           s_per_1000_samples=schema.seconds_per_1000_samples(model, timing_n,
-                                                                              repeats=config.pick(3, 1, quick=quick)),
+                           history=hist, params=_params(model), s_per_1000_samples=timed["s_per_1000_samples"],
                            budget_cpu_s=budget, **extra)
 
 
-def _toy_rows(budget: float, quick: bool, device: str) -> list[dict]:
-    """2D: an autoregressive continuous density against RealNVP (gap to the entropy), GAN against VAE (modes)."""
+def _seeded_image_row(spec: Spec, budget: float, quick: bool, device: str, artifacts: dict | None,
+                      seeds: tuple) -> dict:
+    """The model's row from each of ``seeds`` (one unless ``spec.seeded``), merged; samples and strips of
+    the first seed."""
+    rows = []
+    for seed in seeds if spec.seeded else seeds[:1]:
+        timed = None if not rows else {k: rows[0][k] for k in ("s_per_1000_samples", "s_per_1000_samples_20x20",
+                                                             "sampling_passes", "sampling_passes_20x20")
+                                       if rows[0].get(k) is not None}
+        rows.append(_image_row(spec, budget, quick, device, artifacts if not rows else None, seed, timed))
+    return merge_seeds(rows)
+
+
+def _toy_rows(budget: float, quick: bool, device: str, seeds: tuple = (0,)) -> list[dict]:
+    """2D, from every seed of ``seeds``: an autoregressive continuous density, RealNVP and the grid EBM
+    (gap to the entropy), and a GAN against a VAE on the narrow mixtures (modes)."""
+    from deepul_helpers.bench import implicit as implicit_bench
     from deepul_helpers.bench.latent import BoundModel
     from deepul_helpers.metrics import sample_quality as sq
     from deepul_helpers.models import flows as fl
@@ -293,31 +438,38 @@ def _toy_rows(budget: float, quick: bool, device: str) -> list[dict]:
 
     rows = []
     for name in TOYS_2D:
-        for family, label, make, lr, bs in (
-                ("autoregressive", AR_2D, lambda: fl.CDFFlow2d(16, "gaussian", 128), 3e-3, 512),
-                ("flows", FLOW_2D, lambda: fl.RealNVP(2, 8, 64), 1e-3, 128)):
-            rows.append(schema.likelihood_row(family, label, name, make, epochs=MAX_EPOCHS, lr=lr, batch_size=bs,
-                                              quick=quick, device=device, n_samples=1000, budget_s=budget,
-                                              budget_clock="cpu", lr_schedule="cosine", grad_clip=100.0,
-                                              measure=lambda _m, _t: {"budget_cpu_s": budget}))
+        for family, label, make, lr, bs, step in (
+                ("autoregressive", AR_2D, lambda: fl.CDFFlow2d(16, "gaussian", 128), 3e-3, 512, None),
+                ("flows", FLOW_2D, lambda: fl.RealNVP(2, 8, 64), 1e-3, 128, None),
+                ("implicit", EBM_2D, lambda box=EBM_BOX[name]: implicit.GridEBM(box, hidden=64, layers=3, grid=200),
+                 1e-3, 256, implicit.dsm_step)):
+            kw = {} if step is None else {"step": step}
+            rows.append(merge_seeds([schema.likelihood_row(
+                family, label, name, make, epochs=MAX_EPOCHS, lr=lr, batch_size=bs, quick=quick, device=device,
+                n_samples=1000, budget_s=budget, budget_clock="cpu", lr_schedule="cosine", grad_clip=100.0, seed=seed,
+                measure=lambda _m, _t: {"budget_cpu_s": budget}, **kw) for seed in seeds]))
     for name in MIXTURES_2D:
         x = data.load(name)
         for family, label in (("implicit", GAN_2D), ("latent", VAE_2D)):
-            config.seed_everything(0)
-            if family == "implicit":
-                model = implicit.mlp_gan(2, hidden=128, layers=3)
-                hist = _fit(model, x, implicit.gan_step, 1e-3, 256, budget, quick, device)
-            else:  # no NLL row: the narrow mixtures' entropy is negative, a gap in % is undefined
-                model = BoundModel(lt.VAE((2,), "gaussian", latent_dim=2, hidden=64, warmup_iters=400), 8)
-                hist = _fit(model, x, lt.objective_step, 2e-3, 128, budget, quick, device)
-            model = model.cpu().eval()
-            torch.manual_seed(10_000)
-            cov = sq.mode_coverage(model.sample(2500).numpy(), name)
-            rows.append(schema.make_row(family, label, name, history=hist,
-                                        params=_params(model), budget_cpu_s=budget,
-                                        s_per_1000_samples=schema.seconds_per_1000_samples(model, 1000),
-                                        modes_covered=float(cov["modes_covered"]),
-                                        high_quality_share=float(cov["high_quality"])))
+            per_seed = []
+            for seed in seeds:
+                config.seed_everything(seed)
+                if family == "implicit":  # the implicit benchmark's tuned 2D network and Adam betas
+                    model = implicit.mlp_gan(2, **implicit_bench.MODE_NET)
+                    hist = _fit(model, x, implicit.gan_step, 1e-3, 256, budget, quick, device, seed=seed,
+                                betas=implicit_bench.MODE_FIT["betas"])
+                else:  # no NLL row: the narrow mixtures' entropy is negative, a gap in % is undefined
+                    model = BoundModel(lt.VAE((2,), "gaussian", latent_dim=2, hidden=64, warmup_iters=400), 8)
+                    hist = _fit(model, x, lt.objective_step, 2e-3, 128, budget, quick, device, seed=seed)
+                model = model.cpu().eval()
+                torch.manual_seed(10_000 + seed)
+                cov = sq.mode_coverage(model.sample(2500).numpy(), name)
+                per_seed.append(schema.make_row(
+                    family, label, name, history=hist, params=_params(model), budget_cpu_s=budget,
+                    s_per_1000_samples=schema.seconds_per_1000_samples(model, 1000) if not per_seed
+                    else per_seed[0]["s_per_1000_samples"],
+                    modes_covered=float(cov["modes_covered"]), high_quality_share=float(cov["high_quality"])))
+            rows.append(merge_seeds(per_seed))
     return rows
 
 
@@ -350,21 +502,23 @@ def _ssl_rows(budget: float, quick: bool, device: str) -> list[dict]:
 
 
 def run(quick: bool = False, device: str = "auto", budget_cpu_s: float | None = None,
-        toy_budget_cpu_s: float | None = None, artifacts: dict | None = None) -> list[dict]:
+        toy_budget_cpu_s: float | None = None, artifacts: dict | None = None, seeds: tuple | None = None) -> list[dict]:
     """Every family's rows (see the module docstring). ``artifacts``: a dict to fill with sample grids
     (``samples/<label>``) and interpolation strips (``interp/<label>``: (pairs, steps, 8, 8, 1)); in full
-    mode they are also saved to ``ARTIFACTS``."""
+    mode they are also saved to ``ARTIFACTS``. ``seeds``: of the seeded rows (default ``SEEDS``; quick mode
+    its first two)."""
     quick = config.is_quick(quick)
     budget = float(budget_cpu_s or BUDGET_CPU_S)
     toy_budget = float(toy_budget_cpu_s or TOY_BUDGET_CPU_S)
+    seeds = tuple(seeds or config.pick(SEEDS, SEEDS[:2], quick=quick))
     keep = {} if artifacts is None else artifacts
     rows = []
     for spec in digit_specs(k_iw=config.pick(8, 2, quick=quick)):
-        row = _image_row(spec, budget, quick, device, keep)
+        row = _seeded_image_row(spec, budget, quick, device, keep, seeds)
         print(f"  {spec.family:15s} {spec.label:38s} bits/dim {row['test_bits_per_dim'] or float('nan'):.3f}  "
-              f"FD {row['fid']:.2f}  ({row['train_cpu_s']:.0f} CPU s)", flush=True)
+              f"FD {row['fid']:.2f}  ({row['train_cpu_s']:.0f} CPU s, {row['seeds']} seed(s))", flush=True)
         rows.append(row)
-    rows += _toy_rows(toy_budget, quick, device)
+    rows += _toy_rows(toy_budget, quick, device, seeds)
     rows += _ssl_rows(budget, quick, device)
     for row in rows:
         schema.validate_row(row)
