@@ -34,4 +34,5 @@ def test_lecture_says_it_ran_the_quick_benchmark_and_its_verdicts_follow_its_row
     for row in records["rows"]:
         schema.validate_row(row)
     assert records["verdicts"] == {c["claim"]: c["verdict"] for c in claims.table(records["rows"])}
-    assert {roundup.PIXELCNN, roundup.PARALLEL, roundup.VAE, roundup.DCGAN, roundup.FLOW_U} <= set(records["panels"])
+    assert {roundup.PIXELCNN, roundup.PARALLEL, roundup.VAE, roundup.VQVAE, roundup.DCGAN, roundup.DCGAN_HINGE,
+            roundup.FLOW_U} <= set(records["panels"])
