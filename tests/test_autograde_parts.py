@@ -187,6 +187,8 @@ def probe(ns, seed):
         "read_secret": _try(lambda: open({secret!r}).read()),
         "write_gradebook": _try(lambda: open({gradebook!r}, "a").write("x")),
         "read_other": _try(lambda: open({other!r}).read()),
+        "read_home": _try(lambda: open({home!r}).read()),  # the grader's own file, outside any course
+        "root": sorted(os.listdir("/")),
         "tmp": sorted(os.listdir("/tmp")),
         "var_tmp": sorted(os.listdir("/var/tmp")) if os.path.isdir("/var/tmp") else [],
         "network": _try(lambda: socket.create_connection(("127.0.0.1", port), timeout=2)),
@@ -218,13 +220,15 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
     other = Path("/tmp") / f"deepul-test-other-{os.getpid()}.txt"
     other.write_text("another student's notebook")
     os.chmod(other, 0o644)
+    home = Path(tempfile.mkdtemp(prefix="deepul-test-home-", dir=Path.home())) / "id_rsa"
+    home.write_text("the grader's key")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     verdict = outside / "verdicts" / "v.py"
     verdict.parent.mkdir()
     verdict.write_text(PROBE.format(port=listener.getsockname()[1], secret=str(secret_dir / "hw.ipynb"),
-                                    gradebook=str(gradebook), other=str(other)))
+                                    gradebook=str(gradebook), other=str(other), home=str(home)))
     box = Path(tempfile.mkdtemp(prefix="deepul-test-box-"))
     try:
         work, control = box / "work", box / "control"
@@ -243,10 +247,11 @@ def test_sandbox_walls_seen_from_inside(tmp_path):
     finally:
         listener.close()
         other.unlink()
-        shutil.rmtree(box, ignore_errors=True)
-        shutil.rmtree(outside, ignore_errors=True)
+        for d in (box, outside, home.parent):
+            shutil.rmtree(d, ignore_errors=True)
     assert seen["uid"] == uid and seen["uid"] != 0
     assert not seen["read_secret"] and not seen["write_gradebook"] and not seen["read_other"]
+    assert not seen["read_home"]  # the root sandbox's user id has no right to the grader's home
     # /tmp holds the submission's folder, plus the runtime paths bound back when the course itself lives under /tmp
     runtime_under_tmp = {os.path.realpath(p).split("/")[2] for p in isolation.runtime_paths()
                          if os.path.realpath(p).startswith("/tmp/")}

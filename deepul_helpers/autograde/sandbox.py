@@ -1,8 +1,9 @@
 """Start the untrusted runner (``runner.py``) in a sandbox, from the trusted grader, and wait for it.
 
 One :func:`run` per sandboxed run: the spec is written where only the grader can read it, the
-runner starts behind the walls of ``isolation.py`` (new namespaces, as root a user id of its own,
-as an ordinary user bubblewrap's mounts; resource limits set before any student code), and this side
+runner starts behind the walls of ``isolation.py`` (new namespaces; as root a user id of its own,
+as an ordinary user a whitelisted view of the files, built by bubblewrap or after ``unshare
+--user``; resource limits set before any student code), and this side
 
 - enforces the wall-clock limit: the process group is killed, and with it the PID namespace;
 - captures stdout/stderr with a size cap (first and last bytes kept);
@@ -95,10 +96,16 @@ class _CappedReader(threading.Thread):
 def run(spec: dict, control_dir: Path, limits: Limits, *, event_pipe: bool = False) -> RunResult:
     """Run ``python -m deepul_helpers.autograde.runner SPEC`` sandboxed, wait, kill on timeout."""
     caps = isolation.capabilities()
-    spec = dict(spec, namespaces=caps.namespaces,
+    spec = dict(spec, namespaces=caps.namespaces, userns=caps.userns,
                 uid=spec.get("uid") if caps.switch_user else None,
                 limits={"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s or int(limits.timeout_s) + 5,
                         "file_mb": limits.file_mb, "nproc": limits.nproc})
+    if caps.whitelist:  # the run's whole file system (bubblewrap builds it, or the runner in userns mode)
+        spec["view"] = isolation.view(spec)
+    if caps.userns:
+        newroot = control_dir / "root"
+        newroot.mkdir(mode=0o700, exist_ok=True)
+        spec.update(newroot=str(newroot), host_uid=os.getuid(), host_gid=os.getgid())
     read_fd = None
     pass_fds: tuple[int, ...] = ()
     if event_pipe:
