@@ -284,6 +284,53 @@ def test_verdict_points_must_match_the_test_cells():
     assert check_assignment(source, missing) == ["test cell q2_tests has no verdict question: it scores 0"]
 
 
+@pytest.mark.parametrize("bwrap_ok, userns_ok, mode", [(True, True, "bwrap"), (False, True, "userns"),
+                                                       (False, False, "degraded")])
+def test_an_ordinary_user_gets_bubblewrap_then_unshare_then_the_loud_degraded_mode(monkeypatch, bwrap_ok,
+                                                                                   userns_ok, mode):
+    monkeypatch.delenv("DEEPUL_SANDBOX", raising=False)
+    monkeypatch.setattr(isolation.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(isolation, "_bwrap_problem", lambda: None if bwrap_ok else "bubblewrap is not installed")
+    monkeypatch.setattr(isolation, "_userns_problem", lambda: None if userns_ok else "the kernel forbids it")
+    isolation.capabilities.cache_clear()
+    try:
+        caps = isolation.capabilities()
+    finally:
+        isolation.capabilities.cache_clear()
+    assert caps.mode == mode and caps.whitelist == (mode != "degraded")
+    if mode == "degraded":  # the banner names both reasons
+        assert "NOT ISOLATED" in caps.warnings[-1] and "bubblewrap is not installed" in caps.warnings[-1]
+        assert "the kernel forbids it" in caps.warnings[-1]
+    assert all("NOT ISOLATED" not in w for w in caps.warnings) or mode == "degraded"
+
+
+def test_the_unprivileged_view_is_a_whitelist(tmp_path):
+    """Every folder bound into a bwrap/userns run is a system folder, one of a few /etc files, the
+    Python runtime or the package (read-only), or the submission's folder (the one writable bind);
+    the grader's home and a private path inside a bound folder get nothing or an empty mount."""
+    work = tmp_path / "work"
+    work.mkdir()
+    inside = Path(isolation.runtime_paths()[-1]) / "autograde"  # a folder inside a bound one, hidden
+    ops = isolation.view({"workdir": str(work), "expose": isolation.runtime_paths(),
+                          "hide": [str(inside), str(tmp_path / "solutions")]})
+    binds = [op for op in ops if op[0] in ("ro", "rw")]
+    allowed = [*isolation.SYSTEM_DIRS, *isolation.runtime_paths()]
+    for kind, src, dest in binds:
+        if kind == "rw":
+            assert (src, dest) == (str(work.resolve()), isolation.SANDBOX_DIR)
+        elif dest.startswith("/etc/"):
+            assert dest[len("/etc/"):] in isolation.ETC_FILES
+        else:
+            assert src == dest and dest in allowed, dest
+    assert sum(kind == "rw" for kind, *_ in binds) == 1
+    home = os.path.realpath(Path.home())
+    assert not any(dest == home for *_, dest in binds)
+    assert ["hide", str(inside)] in ops and not any(str(tmp_path / "solutions") in op for op in ops)
+    assert [op[1] for op in ops if op[0] == "tmpfs"] == ["/dev/shm", "/tmp", "/var/tmp"]
+    passwd = next(op[2] for op in ops if op[:2] == ["data", "/etc/passwd"])
+    assert f":{os.getuid()}:" in passwd and "/home/" not in passwd and "/root" not in passwd
+
+
 @pytest.mark.grading
 def test_degraded_mode_still_grades_and_warns(tmp_path, monkeypatch):
     from deepul_helpers.autograde.grade import autograde
