@@ -83,6 +83,16 @@ c.Autograde.create_student = True  # a student missing from the gradebook is add
 # LMS downloads: grading/out/downloaded/<assignment>/archive/*.zip -> nbgrader zip_collect
 c.ZipCollectApp.downloaded_directory = os.path.join("grading", "out", "downloaded")
 
+# --- formgrader (make lab): maths typeset offline, no CDN --------------------------------
+# nbgrader's submission page calls nbconvert's mathjax() macro, which loads MathJax 2 from cdnjs, with no
+# URL that HTMLExporter.mathjax_url could change. grading/jupyter/nbconvert/templates/formgrade/
+# mathjax.html.j2 replaces that macro (templates under JUPYTER_PATH are found before nbconvert's own) with
+# the MathJax copy the feedback pages inline (deepul_helpers/autograde/formgrader.py).
+_TEMPLATES = os.path.join(ROOT, "grading", "jupyter")
+if _TEMPLATES not in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):  # this file is read many times
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_TEMPLATES, os.environ.get("JUPYTER_PATH")]))
+c.HTMLExporter.filters = {"deepul_offline_mathjax": "deepul_helpers.autograde.formgrader.offline_mathjax"}
+
 # deepul's own settings (not nbgrader traits; the deepul commands read them from here).
 c.Deepul.notebook_timeout_s = 900  # whole-notebook limit per submission
 c.Deepul.cell_timeout_s = 300  # per cell, as c.Execute.timeout

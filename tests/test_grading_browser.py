@@ -8,8 +8,9 @@ homework's plots do). Then:
 - the reference solution's feedback page shows rendered headings and typeset maths (no ``$`` left),
   no error output, and its summary's "notebook's own test" column agrees with the grade;
 - Jupyter Server with nbgrader's formgrader and the course's nbgrader configuration (re-rooted at the
-  graded copy of the course) lists the submissions as autograded with their scores, and shows the
-  grader's messages as comments.
+  graded copy of the course) lists the submissions as autograded with their scores, names the students
+  (the course's roster, else the id), shows the grader's messages as comments, and typesets a submission's
+  maths with the course's offline MathJax (no request leaves the loopback).
 
 The browser is site/check.py's (network blocked, empty profile); the test skips with the reason where
 it cannot start. Screenshots land in the test's temporary folder (``DEEPUL_SCREENSHOTS`` to keep them).
@@ -76,12 +77,14 @@ def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser")
     root = base / "course"
     shutil.copytree(FIXTURE, root)
+    shutil.copy(REPO / "grading" / "nbgrader_config.py", root / "grading")  # a course of its own: course.root's rule
     source = root / "solutions" / ASSIGNMENT / "hw0.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(MATHS))
     setup = next(i for i, c in enumerate(nb.cells) if nbcells.grade_id(c) == "setup")
     nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(PLOT_CELL))
     nbformat.write(nb, source)
+    (root / "grading" / "roster.csv").write_text("id,first_name,last_name,email\nref,Ada,Lovelace,ada@example.org\n")
     release = _release(nb)
     half = _release(nb)
     q2 = next(c for c in half.cells if nbcells.grade_id(c) == "q2_solution")
@@ -94,7 +97,7 @@ def graded(tmp_path_factory):
     out = root / "grading" / "out" / ASSIGNMENT  # the default, beside nbgrader's folders
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "deepul_helpers", "autograde", ASSIGNMENT, "--submissions",
-                           str(subs), "--source-root", str(root), "--db", db, "--workers", "2",
+                           str(subs), "--course", str(root), "--db", db, "--workers", "2",
                            "--timeout", "120", "--cell-timeout", "30"],
                           capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -123,6 +126,36 @@ def test_grader_writes_nbgrader_folders_and_comments(graded):
     with open_gradebook(graded["db"]) as gb:
         comment = gb.find_comment("q1_solution", "hw0", ASSIGNMENT, "half").auto_comment
     assert "q1_tests: 0 / 2" in comment and "status graded" in comment, comment
+
+
+def _formgrade_page(config, tmp_path) -> str:
+    """A notebook with maths as formgrader's exporter renders a submission (its template and folders)."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+
+    config.HTMLExporter.template_name = "formgrade"  # what nbgrader's FormgradeExtension sets
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(MATHS)])
+    nbformat.write(nb, tmp_path / "hw0.ipynb")
+    resources = {"assignment_id": ASSIGNMENT, "notebook_id": "hw0", "submission_id": "x", "index": 0, "total": 1,
+                 "base_url": "", "student": "ref", "last_name": "", "first_name": "", "notebook_path": "hw0.ipynb"}
+    return HTMLExporter(config=config).from_filename(str(tmp_path / "hw0.ipynb"), resources=resources)[0]
+
+
+def test_formgrader_pages_get_the_offline_mathjax_from_the_course_configuration(tmp_path, monkeypatch):
+    """Without a browser: nbgrader's own template loads MathJax 2 from a CDN; with the course's configuration
+    the page inlines the offline MathJax and answers formgrade.js's MathJax 2 call."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cdn = '<script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/'
+    monkeypatch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))  # restored after the test
+    assert cdn in _formgrade_page(Config(), tmp_path)  # nbgrader's page as it comes
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO / "grading")).load_config()
+    page = _formgrade_page(config, tmp_path)
+    assert cdn not in page and "<script src=\"http" not in page
+    assert "window.MathJax = {tex: {inlineMath:" in page and "M.Hub = {Startup: {signal: {Interest:" in page
+    assert len(page) > 1_000_000  # MathJax itself is inlined
 
 
 def _text(driver, selector):
@@ -219,9 +252,14 @@ def _jupyter_server(base: Path, course_root: Path, db: str):
 
 
 def _wait_rows(driver, selector, n, timeout=30.0):
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = [r.text for r in driver.find_elements("css selector", selector) if r.text.strip()]
+        try:
+            rows = [r.text for r in driver.find_elements("css selector", selector) if r.text.strip()]
+        except StaleElementReferenceException:  # the page's script re-rendered the table meanwhile
+            rows = []
         if len(rows) >= n:
             return rows
         time.sleep(0.3)
@@ -264,3 +302,26 @@ def test_formgrader_shows_every_submission_and_its_scores(graded, browser):
                 driver.save_screenshot(str(graded["shots"] / "formgrader_submission.png"))
         assert sum("q1_tests: 2 / 2: ok" in c for c in comments) == 1, comments
         assert sum("q1_tests: 0 / 2" in c for c in comments) == 2, comments
+        # The submission page typesets the notebook's maths with the course's MathJax, nothing from a CDN.
+        driver.get(sorted(links)[0])
+        assert driver.execute_async_script(browser._WAIT_MATH) == "typeset"
+        maths = driver.find_elements("css selector", "#notebook .text_cell_render mjx-container, "
+                                                     "#notebook .jp-MarkdownOutput mjx-container")
+        driver.save_screenshot(str(graded["shots"] / "formgrader_submission_maths.png"))
+        assert len(maths) >= 2, driver.find_element("css selector", "#notebook").text[:1000]
+        rendered = " ".join(_text(driver, "#notebook .text_cell_render, #notebook .jp-MarkdownOutput"))
+        assert "likelihood of one draw" in rendered and "$" not in rendered, rendered[:1000]
+        requested = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert requested and all(r.startswith(url) for r in requested), requested
+        linked = driver.execute_script("return Array.from(document.querySelectorAll('script[src], link[href], "
+                                       "img[src]')).map(e => e.src || e.href)")
+        assert all(u.startswith(url) or u.startswith("data:") for u in linked), linked  # no CDN script or sheet
+        severe = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not [m for m in severe if "MathJax" in m], severe
+        # Students have names: the roster's, else the id as last name (never "None, None").
+        driver.get(f"{url}/formgrader/manage_students")
+        rows = _wait_rows(driver, "table tbody tr", 3)
+        driver.save_screenshot(str(graded["shots"] / "formgrader_students.png"))
+        assert any(r.startswith("Lovelace, Ada") for r in rows), rows
+        assert any(r.startswith("blank,") for r in rows) and any(r.startswith("half,") for r in rows), rows
+        assert not any(r.startswith("None") for r in rows), rows  # was "None, None" for every student

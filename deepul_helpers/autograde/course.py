@@ -102,7 +102,13 @@ def load_config(course: str | Path | None = None, *, reroot: str | Path | None =
     path = root(course) / CONFIG
     if not path.is_file():
         raise CourseError(f"nbgrader configuration missing: {path}")
-    cfg = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    environ = dict(os.environ)
+    try:
+        cfg = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    finally:  # what the file sets for Jupyter (JUPYTER_PATH, for formgrader's templates) stays out of deepul
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update({k: v for k, v in environ.items() if os.environ.get(k) != v})
     if reroot is not None:
         cfg.CourseDirectory.root = str(Path(reroot).resolve())
     if db_url is not None:

@@ -190,6 +190,9 @@ def autograde(assignment: str, submissions, *, workers: int = 2, timeout_s: floa
     if nbgrader_folders is None:
         nbgrader_folders = out is None
     submitted_dir, autograded_dir = _nbgrader_folders(root) if nbgrader_folders else ("", "")
+    if nbgrader_folders and not submitted_dir:
+        print(f"deepul autograde: warning: no usable {course.CONFIG} in {root}: nbgrader's submitted/ and "
+              "autograded/ folders are not written, so formgrader will not list these submissions", file=sys.stderr)
     for d in (submitted_dir, autograded_dir):
         if d:
             Path(d).mkdir(parents=True, exist_ok=True)  # before hiding them from the sandbox
