@@ -123,3 +123,17 @@ def test_students_get_names_from_the_roster_else_their_id(tmp_path):
     with pytest.raises(course.CourseError, match="roster .* no 'id' column; its header must read "
                                                  "id,first_name,last_name,email"):
         read_roster(root / "grading" / "roster.csv")
+
+
+def test_validate_follows_the_rule_and_says_when_there_is_no_course(tmp_path, monkeypatch):
+    from deepul_helpers.autograde import validate as val
+
+    monkeypatch.delenv(course.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "hw0.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), path)
+    report = val.validate(path, course=tmp_path)  # a folder given that is not a course: said, nothing run
+    assert report.fatal and "--course" in report.problems[0] and "not a course folder" in report.problems[0]
+    report = val.validate(path, timeout_s=60, cell_timeout_s=30)  # no course at all: the visible checks still run
+    assert not report.fatal, report.format()
+    assert any("no course folder found" in p and "NOT checked" in p for p in report.problems), report.problems
