@@ -298,6 +298,9 @@ def bwrap_command(cmd: list[str], spec: dict, carried: dict[str, int]) -> tuple[
     injection), killed with its parent; the file system is ``spec["view"]`` (:func:`view`) and
     nothing else, its root read-only; ``carried`` (in-sandbox path -> descriptor) copied in read-only."""
     size = lambda n: ["--size", str(n)] if "--size" in _bwrap_help() else []  # bubblewrap >= 0.7  # noqa: E731
+    # --perms: bubblewrap >= 0.5 for files, >= 0.8 for a tmpfs (older: a tmpfs is 0755, the runner uses $TMPDIR)
+    perms = lambda mode, tmpfs=False: (["--perms", f"{mode:o}"] if "--perms" in _bwrap_help()  # noqa: E731
+                                       and (not tmpfs or "--disable-userns" in _bwrap_help()) else [])
     argv = ["bwrap", "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
             *(["--disable-userns"] if "--disable-userns" in _bwrap_help() else [])]  # bubblewrap >= 0.8
     fds: list[int] = []
@@ -305,10 +308,10 @@ def bwrap_command(cmd: list[str], spec: dict, carried: dict[str, int]) -> tuple[
         if kind in ("ro", "rw", "symlink"):
             argv += [{"ro": "--ro-bind", "rw": "--bind", "symlink": "--symlink"}[kind], *args]
         elif kind == "tmpfs":
-            argv += [*size(args[1]), "--perms", f"{args[2]:o}", "--tmpfs", args[0]]
+            argv += [*size(args[1]), *perms(args[2], tmpfs=True), "--tmpfs", args[0]]
         elif kind == "data":
             fds.append(_data_fd(args[1]))
-            argv += ["--perms", "644", "--ro-bind-data", str(fds[-1]), args[0]]
+            argv += [*perms(0o644), "--ro-bind-data", str(fds[-1]), args[0]]
         elif kind in ("dev", "proc"):
             argv += [f"--{kind}", args[0]]
         elif kind == "hide":
