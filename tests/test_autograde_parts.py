@@ -369,3 +369,34 @@ def test_grades_csv_keeps_students_not_regraded_and_defuses_formulas(tmp_path):
     write_csv(path, [result("cy", 0.0, "=cmd()")], ["q2"], previous_rows(path, ["q2"]))  # other columns: new file
     rows = list(csv.DictReader(open(path)))
     assert [r["student"] for r in rows] == ["cy"] and rows[0]["message"] == "'=cmd()"
+
+
+def test_a_verdict_run_that_never_reached_student_code_is_the_graders_failure(tmp_path, monkeypatch):
+    """A sandbox that fails to start (or a course setup cell that fails) must not score the student 0 as
+    "could not be loaded": the stage raises, and the grader reports ``grader-error`` for a regrade. A run
+    that got as far as student code (START sent) and then crashed is the student's, as before."""
+    from types import SimpleNamespace
+
+    from deepul_helpers.autograde import audit, runs, sandbox
+    from deepul_helpers.autograde.student import StudentResult
+
+    def grading():
+        work = tmp_path / "work"
+        work.mkdir(exist_ok=True)
+        q = SimpleNamespace(grade_id="q1_tests", requires=(), forbidden=(), timeout_s=10)
+        return SimpleNamespace(
+            ctx=SimpleNamespace(verdict_path="v.py", limits=sandbox.Limits(timeout_s=10, memory_mb=512)),
+            verdict=SimpleNamespace(QUESTIONS=[q], HIDDEN_SEED=1), spec={"workdir": str(work)},
+            source=SimpleNamespace(setup_source=""), code=SimpleNamespace(cells=[]), box=tmp_path, log=[],
+            result=StudentResult(student="s", assignment="a", scores={}, max_scores={}))
+
+    failed = sandbox.RunResult(1, False, 0.1, "bwrap: setting up uid map: Permission denied", [])
+    monkeypatch.setattr(runs.sandbox, "run", lambda *a, **k: failed)
+    with pytest.raises(runs.SandboxFailed, match="before any student code ran.*uid map"):
+        runs.verdict_run(grading())
+
+    crashed = sandbox.RunResult(1, False, 0.1, "Traceback ...", [audit.START])
+    monkeypatch.setattr(runs.sandbox, "run", lambda *a, **k: crashed)
+    g = grading()
+    runs.verdict_run(g)
+    assert any("could not be loaded" in m for m in g.result.messages)

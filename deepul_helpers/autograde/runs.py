@@ -20,6 +20,13 @@ from deepul_helpers.autograde import audit, cells, isolation, sandbox
 from deepul_helpers.autograde.student import Grading, VerdictRun
 from deepul_helpers.autograde.transport import read_json
 
+
+class SandboxFailed(RuntimeError):
+    """The verdict run ended before any student code ran (the sandbox did not start, or the course's own
+    setup cell or verdict failed): the grader's failure, never the student's: the submission is reported
+    as ``grader-error`` to be graded again, not scored 0."""
+
+
 FEEDBACK_OUTPUT_CAP = 5 * 2**20  # bytes of output the feedback run keeps
 MAX_EXECUTED_BYTES = 64 * 2**20  # a larger executed notebook is not read back
 
@@ -47,6 +54,9 @@ def verdict_run(g: Grading) -> None:
     probe_dir = Path(g.spec["workdir"]) / "probe"
     results = read_json(probe_dir / "results.json") or {}
     loaded = read_json(probe_dir / "load.json")
+    if audit.START not in run.events and not run.events_cut:  # student code starts only after START
+        raise SandboxFailed("the verdict run ended before any student code ran (" + run.describe() + "): "
+                            "the sandbox or the course's setup failed; output: " + run.output.strip()[-300:])
     if loaded is None:
         g.result.messages.append("your solution cells could not be loaded: " + run.describe())
     else:
