@@ -225,6 +225,12 @@ def test_a_difference_within_the_seeds_spread_is_a_tie():
         if w["model"] == r.FLOW_2D:
             w["gap_spread"] = 12.0
     assert claims.ar_continuous(rows)["verdict"] == claims.SUPPORTED
+    rows = world(True)  # RealNVP's 2D gap 5% vs the flows' digits excess over autoregressive (2.2 / 1.8: +22%)
+    assert claims.flows_continuous_discrete(rows)["verdict"] == claims.SUPPORTED
+    for w in rows:
+        if w["model"] == r.FLOW_2D:
+            w["gap_spread"] = 40.0  # 5% +- 20: no longer clearly below +22%
+    assert claims.flows_continuous_discrete(rows)["verdict"] == claims.MIXED
 
 
 def test_taxonomy_walks_the_package_and_draws_a_box_per_model():
