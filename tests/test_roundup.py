@@ -206,6 +206,7 @@ def test_merge_seeds_means_and_spreads():
     assert m["cross_entropy_nats_per_dim"] == pytest.approx(1.85) and m["cross_entropy_se"] == pytest.approx(0.025)
     assert m["gap_spread"] == pytest.approx(100 * 0.1 / h)  # of the cross-entropy's gap, not the test NLL's
     assert "probe_acc_linear_spread" not in m
+    assert "fid_spread" not in r.merge_seeds([a]) and r.merge_seeds([a])["seeds"] == 1
 
 
 def test_a_difference_within_the_seeds_spread_is_a_tie():

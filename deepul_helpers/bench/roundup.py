@@ -323,7 +323,8 @@ def gap_of(row: dict):
 def merge_seeds(rows: list[dict]) -> dict:
     """One row from the rows of the same model trained from different seeds: every figure the mean over
     the seeds (the cross-entropy's standard error that of the mean), ``seeds``, and for each quality field
-    of ``SPREADS`` that the rows hold its spread, max - min; timings, counts and parameters of the first seed."""
+    of ``SPREADS`` that the rows hold its spread, max - min (none from one seed); timings, counts and parameters
+    of the first seed."""
     first, n = rows[0], len(rows)
 
     def mean(k):
@@ -337,9 +338,9 @@ def merge_seeds(rows: list[dict]) -> dict:
     if first.get("cross_entropy_nats_per_dim") is not None:
         ce = (mean("cross_entropy_nats_per_dim"),
               float(np.sqrt(sum(w["cross_entropy_se"] ** 2 for w in rows)) / n))
-    for k, spread in SPREADS.items():
+    for k, spread in SPREADS.items():  # one seed: no spread (not a spread of 0)
         vals = [gap_of(w) if k == "gap" else w.get(k) for w in rows]
-        if all(v is not None for v in vals):
+        if n > 1 and all(v is not None for v in vals):
             fields[spread] = float(np.ptp(vals))
     row = schema.make_row(first["family"], first["model"], first["dataset"],
                           test_nats_per_dim=mean("test_nats_per_dim"), nll_kind=first["nll_kind"], cross_entropy=ce,
