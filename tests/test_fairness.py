@@ -1,8 +1,10 @@
 """A grade is not a lottery on the hidden seed: correct implementations written differently from the
 course's reference (float32 with a small clamp, a mid-point approximation in the tails, one mask call per
-case) earn every point of the sub-checks they answer, over many hidden seeds, in this process
-(``verdict.grade_here`` on those parts only; the training functions are stubbed out, so each run is fast).
-Wrong implementations still lose them (tests/test_hw1.py holds the list of wrong ones at the real seed)."""
+case, the alternatives of ``tests/fairness_alternatives.py`` for every homework) earn every point of the
+sub-checks they answer, over many hidden seeds, in this process (``verdict.grade_here`` /
+``verdict.subchecks`` on those parts only; the training functions are stubbed out, so each run is fast).
+Wrong implementations still lose them (tests/test_hwN.py hold the lists of wrong ones at the real seed).
+The long sweep, training functions in quick mode included: ``tools/seed_sweep.py``."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from fairness_alternatives import FIT_NAMES, VARIANTS, logistic_clamped, logistic_midpoint, namespace
 
 from deepul_helpers.autograde.grade import load_verdict
-from deepul_helpers.autograde.verdict import grade_here, notebook_namespace
+from deepul_helpers.autograde.verdict import grade_here, notebook_namespace, subchecks
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = list(range(50))
@@ -34,35 +37,6 @@ def _unfit(*args, **kwargs):
 
 
 # ----------------------------------------------------------------------------- hw1 question 1(a)
-
-
-def logistic_clamped(x, logit_weights, means, log_scales, levels):
-    """Written as the original course's solution is: differences of float32 sigmoids, the edge bins
-    taking the tails, and a small clamp before the log."""
-    xf = x.float().unsqueeze(-1)
-    log_scales = log_scales.clamp(-30.0, 50.0)
-    inv_s = torch.exp(-log_scales)
-    plus = torch.sigmoid((xf + 0.5 - means) * inv_s)
-    minus = torch.sigmoid((xf - 0.5 - means) * inv_s)
-    cdf_plus = torch.where(xf >= levels - 1, torch.ones_like(plus), plus)
-    cdf_minus = torch.where(xf <= 0, torch.zeros_like(minus), minus)
-    log_p = torch.log(torch.clamp(cdf_plus - cdf_minus, min=1e-12))
-    return torch.logsumexp(F.log_softmax(logit_weights, dim=-1) + log_p, dim=-1)
-
-
-def logistic_midpoint(x, logit_weights, means, log_scales, levels):
-    """Written as PixelCNN++'s likelihood is: exact log-CDFs at the edge bins, the sigmoid difference
-    where it is at least 1e-5, the density at the bin's centre (bin width 1) below that."""
-    xf = x.float().unsqueeze(-1)
-    log_scales = log_scales.clamp(-30.0, 50.0)
-    inv_s = torch.exp(-log_scales)
-    plus_in, min_in, mid_in = (xf + 0.5 - means) * inv_s, (xf - 0.5 - means) * inv_s, (xf - means) * inv_s
-    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
-    log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
-    inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)), log_pdf_mid)
-    log_p = torch.where(xf <= 0, F.logsigmoid(plus_in),
-                        torch.where(xf >= levels - 1, -F.softplus(min_in), inner))
-    return torch.logsumexp(F.log_softmax(logit_weights, dim=-1) + log_p, dim=-1)
 
 
 @pytest.mark.parametrize("impl", [logistic_clamped, logistic_midpoint], ids=lambda f: f.__name__)
@@ -187,6 +161,39 @@ def test_reference_components_score_the_same_at_every_seed(assignment):
             if points != base:
                 changed[(q.grade_id, seed)] = [m for m in messages if m not in base_messages]
     assert not changed, changed
+
+
+COMPONENT_VARIANTS = [(a, v) for a, vs in VARIANTS.items() for v in vs if v not in ("reference", "lr / 4")]
+STUBBED = FIT_NAMES | {"q4_timings"}  # q4_timings: a second of timing per call; its checks are on its own ratios
+
+
+@pytest.mark.parametrize(("assignment", "variant"), COMPONENT_VARIANTS)
+def test_alternative_components_pass_every_sub_check_at_every_seed(assignment, variant):
+    """Every component sub-check (its own line in the judge) of a correct implementation written differently
+    (float32, other formulas, loops, a queue filled one key at a time) passes at 10 hidden seeds and the real
+    one; only the stubbed training functions' sub-checks may fail."""
+    verdict = load_verdict(REPO / "grading" / "verdicts" / f"{assignment}.py")
+    ns = namespace(assignment, variant)
+    failed = {}
+    for q in verdict.QUESTIONS:
+        stubs = [r for r in q.requires if r in STUBBED]
+        stubbed = {**ns, **{r: _unfit for r in stubs}}
+        for seed in SEEDS[:10] + [verdict.HIDDEN_SEED]:
+            _, _, done = subchecks(q, stubbed, seed)
+            assert done, q.grade_id
+            bad = [t for t, _, ok in done if not ok and not any(t.startswith(f) for f in stubs)]
+            if bad:
+                failed[(q.grade_id, seed)] = bad
+    assert not failed, failed
+
+
+def test_subchecks_records_each_line_of_the_judge(hw1):
+    """What the sweep counts: one entry per sub-check, in the judge's order, a raise as one failed entry."""
+    q = _question(hw1, "q1_tests")
+    points, _, done = subchecks(q, {"logistic_mixture_log_probs": logistic_clamped, "q1_fit": _unfit}, 0)
+    assert [ok for _, _, ok in done] == [True, True, True, False, False]
+    assert [p for _, p, _ in done] == [1.5, 0.25, 0.25, 0.0, 0.0] and points == 2.0
+    assert done[3][0].startswith("q1_fit(model='histogram') raised")
 
 
 def test_the_homework_report_does_not_call_a_better_model_outside_the_tolerance(tmp_path, monkeypatch):

@@ -155,6 +155,22 @@ def test_timings_must_be_the_students_own_ratios(ns):
     assert fewer == full - 0.25 and any("ratios" in m for m in messages)
 
 
+def test_q4_direction_is_judged_by_passes_not_by_the_machines_load(ns):
+    """Timings measured on a busy machine (IAF sampling slower than MAF, consistent ratios) cost nothing:
+    the direction is judged by counted network passes; the seconds appear as information only."""
+    q = verdict.QUESTIONS[3]
+    out = q.probe(ns, 1)
+    full, _ = q.judge(out, 1)
+    assert full == q.points
+    out["t_iaf_sample_s"] = out["t_maf_sample_s"] * 3  # as if another process stole IAF's turn
+    out["t_sampling_speedup"] = out["t_maf_sample_s"] / out["t_iaf_sample_s"]
+    slow, messages = q.judge(out, 1)
+    assert slow == full and any("for information" in m and "0.3x" in m for m in messages), messages
+    out["p_iaf_sample"] = out["p_maf_sample"]  # IAF sampling with as many passes as MAF: the claim is wrong
+    fewer, messages = q.judge(out, 1)
+    assert fewer == full - 0.25 and any("fewer network passes" in m for m in messages), messages
+
+
 # ----------------------------------------------------------------------------- the helper
 
 

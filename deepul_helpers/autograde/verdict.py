@@ -191,6 +191,9 @@ def levels_ok(x, shape: tuple, levels: int, kinds: str = "iu") -> bool:
     return shape_ok(x, shape, kinds, finite=False) and x.size > 0 and int(x.min()) >= 0 and int(x.max()) < levels
 
 
+_SUBCHECKS: list | None = None  # set by ``subchecks`` only (a verdict's tests and seed sweeps), never by the grader
+
+
 @dataclass
 class Checks:
     """A judge's points and messages, one line per sub-check::
@@ -218,6 +221,8 @@ class Checks:
             self.points += points
         elif message:
             self.messages.append(message.replace("{why}", why))
+        if _SUBCHECKS is not None:
+            _SUBCHECKS.append((message, points, bool(ok)))
         return bool(ok)
 
     def raised(self, part: str, name: str, context: str = "") -> bool:
@@ -227,10 +232,17 @@ class Checks:
         if err is None:
             return False
         self.messages.append(f"{name} raised {err}{context}")
+        if _SUBCHECKS is not None:
+            _SUBCHECKS.append((f"{name} raised{context}", 0.0, False))
         return True
 
     def fail(self, message: str) -> None:
         """A message without points (e.g. a part that could not be checked)."""
+        self.messages.append(message)
+
+    def note(self, message: str) -> None:
+        """Information for the student that no points depend on (e.g. timings, which the grading
+        machine's load changes)."""
         self.messages.append(message)
 
     def result(self) -> tuple[float, list[str]]:
@@ -267,3 +279,17 @@ def grade_here(question: Question, ns: dict, seed: int) -> tuple[float, list[str
         transport.dump(out, tmp, question.grade_id)
         out = transport.load(tmp, question.grade_id)
     return question.judge(out, seed)
+
+
+def subchecks(question: Question, ns: dict, seed: int) -> tuple[float, list[str], list[tuple[str, float, bool]]]:
+    """``grade_here`` that also returns every sub-check the judge ran, in order, as ``(message template,
+    points, passed)`` (a part whose probe raised appears once as ``("<name> raised...", 0, False)`` and its
+    sub-checks not at all): what a seed sweep counts per sub-check (``python -m deepul_helpers.bench.grading
+    --seeds N``)."""
+    global _SUBCHECKS
+    _SUBCHECKS = []
+    try:
+        points, messages = grade_here(question, ns, seed)
+        return points, messages, _SUBCHECKS
+    finally:
+        _SUBCHECKS = None

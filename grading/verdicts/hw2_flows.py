@@ -9,7 +9,9 @@ awards partial credit per sub-check, with messages that name the check but not t
 Components are judged exactly (to float32 round-off); training functions are called in quick
 mode and judged on their contract: shapes, finiteness, a reported test loss that is the model's
 own NLL, a density that integrates to 1, samples in the data's range. Question 4's timings are
-judged on consistency and direction, never on seconds.
+judged on consistency only (the speedups are the ratios of the returned times); the direction they
+measure is judged by counting the network passes of each algorithm, never on seconds, which the
+grading machine's load changes (the seconds are shown in the feedback as information).
 
 The probes import nothing from ``deepul_helpers.models.flows`` (the sandbox reports any import
 of it as the student's); the judges import the reference lazily.
@@ -71,7 +73,10 @@ def _probe_fit(out: dict, tag: str, fit, seed: int, question: int) -> None:
             model.eval()
         with torch.no_grad():
             res[f"{tag}_nll"] = float(-array(model.log_prob(torch.from_numpy(test_x)), F64).mean() / 2)
-        res[f"{tag}_mass"] = grid_mass(model.log_prob)  # the hidden data lies well inside [-3.5, 3.5]^2
+        # [-28, 28]^2 at the cells of 0.07 the check always had: a correct flow trained for a few iterations
+        # may keep several percent of its mass beyond 7 (a RealNVP initialised away from the identity: 0.939
+        # on [-7, 7]^2, 0.99993 here, at one seed of 25), which [-7, 7]^2 called "does not integrate to 1"
+        res[f"{tag}_mass"] = grid_mass(model.log_prob, extent=28.0, n=800)
         if hasattr(model, "sample"):
             with torch.no_grad():
                 s = model.sample(50)
@@ -279,7 +284,7 @@ def judge_q2(out, seed):
 
 # ----------------------------------------------------------------------------- question 3
 
-Q3_NORM_SHAPE, Q3_NORM_LEVELS, Q3_NORM_DRAWS = (2, 2, 1), 2, 256
+Q3_NORM_SHAPE, Q3_NORM_LEVELS, Q3_NORM_DRAWS = (2, 2, 1), 2, 1024
 
 
 def _q3_inputs(seed):
@@ -326,8 +331,10 @@ def probe_q3(ns, seed):
             torch.manual_seed(1)
             loss = float(array(m.loss(x), F64))
             s = m.sample(20)
-        probs = np.exp(lp).reshape(Q3_NORM_DRAWS, -1).mean(0)
-        return {"m_lp_shape": list(lp.shape), "m_mass": float(probs.sum()), "m_noise": not np.array_equal(lp, lp2),
+        p = np.exp(lp).reshape(Q3_NORM_DRAWS, -1)  # (draws, codes)
+        se = float(np.sqrt((p.var(0, ddof=1) / Q3_NORM_DRAWS).sum()))  # the Monte Carlo estimate's standard error
+        return {"m_lp_shape": list(lp.shape), "m_mass": float(p.mean(0).sum()), "m_mass_se": se,
+                "m_noise": not np.array_equal(lp, lp2),
                 "m_loss": loss, "m_mean_nll": float(-lp2.mean() / d), "m_sample": array(s, F64),
                 "m_sample_dtype": str(s.dtype)}
 
@@ -373,13 +380,18 @@ def judge_q3(out, seed):
     # (c) the model: probabilities implied by log_prob sum to ~1, fresh noise, loss, samples: 1.5
     if not c.raised("m", "DequantizedRealNVP"):
         n_codes = Q3_NORM_LEVELS ** math.prod(Q3_NORM_SHAPE)
-        mass = out.get("m_mass")
+        mass, se = out.get("m_mass"), out.get("m_mass_se")
         shown = f"{mass:.3f}" if isinstance(mass, float) else "not computed"
+        # The true sum is at most 1 (the logit step's box holds less than all of the base's mass). Its Monte
+        # Carlo estimate may exceed 1 by its noise: up to 4 of its standard errors (at least 0.03, at most 0.2).
+        # A fixed 1.03 failed a correct model initialised away from the identity at 1 seed of 41 (1.040 with
+        # a standard error of 0.018 at 256 draws); a missing 1/levels term gives 16, a missing (1 - 2 alpha) 0.66.
+        slack = min(0.2, max(0.03, 4 * se)) if isinstance(se, float) and math.isfinite(se) else 0.03
         c.check(0.75, out.get("m_lp_shape") == [n_codes * Q3_NORM_DRAWS] and isinstance(mass, float)
-                and 0.8 <= mass <= 1.03,
+                and 0.8 <= mass <= 1 + slack,
                 "DequantizedRealNVP: the probabilities E_u[exp(log_prob(x))] summed over every image of a tiny shape "
-                f"must be at most 1 and close to it (got {shown}); count the logit step, the 1/levels scaling and "
-                "every log-determinant")
+                f"must be at most 1 (up to the estimate's noise) and close to it (got {shown}); count the logit step, "
+                "the 1/levels scaling and every log-determinant")
         c.check(0.25, out.get("m_noise") is True,
                 "DequantizedRealNVP: log_prob must draw fresh dequantization noise at each call")
         loss, mean_nll = out.get("m_loss"), out.get("m_mean_nll")
@@ -461,9 +473,20 @@ def probe_q4(ns, seed):
 
         attempt(out, name, call)
 
+    def passes():
+        # the claim behind the speedups, counted: network passes of each algorithm at D = 32
+        cond = _q4_conditioner(seed, Q4_TIMING_DIM, 2)
+        v = torch.from_numpy(hidden_rng(seed, 4, 3).normal(0, 1, (4, Q4_TIMING_DIM)).astype(np.float32))
+        res = {}
+        for name in ("maf_log_prob", "maf_sample", "iaf_sample", "iaf_log_prob"):
+            counter = _Counting(cond)
+            with torch.no_grad():
+                ns[name](v, counter)
+            res[f"p_{name}"] = int(counter.calls)
+        return res
+
     def timings():
-        # one thread and the best of 10 runs: the direction must not depend on what else the grading
-        # machine is doing (D = 32 sequential passes against one is a ~30x difference when undisturbed)
+        # information only (the grade counts passes instead): one thread and the best of 10 runs
         from deepul_helpers.timing import torch_threads
 
         with torch_threads(1):
@@ -475,6 +498,7 @@ def probe_q4(ns, seed):
         a = ns["q4_answers"]()
         return {f"a_{k}": str(a[k]) for k in ("fit_to_data", "fast_sampling")}
 
+    attempt(out, "p", passes)
     attempt(out, "t", timings)
     attempt(out, "a", answers)
     return out
@@ -508,16 +532,25 @@ def judge_q4(out, seed):
             c.fail(f"{name}: called the conditioner {out.get(f'{name}_calls')} times for D = {Q4_DIM}; "
                    f"the algorithm needs {'one call' if calls == 1 else 'D calls'}")
     c.check(0.25, calls_ok, "")  # each wrong count has its message above
-    # (b) timings: consistent with their own timings (0.25) and in the right direction (0.25)
+    # (b) the speedups: the ratios of the returned times (0.25), and the direction they measure, judged by
+    # what the machine cannot change, the network passes of each algorithm at D = 32 (0.25). The seconds
+    # themselves depend on the grading machine's load: shown as information, never graded.
+    if not c.raised("p", "maf/iaf functions", f" with D = {Q4_TIMING_DIM}"):
+        p = {k: out.get(f"p_{k}") for k in ("maf_sample", "iaf_sample", "maf_log_prob", "iaf_log_prob")}
+        counted = all(isinstance(v, int) and v >= 1 for v in p.values())
+        c.check(0.25, counted and p["maf_sample"] > p["iaf_sample"] and p["iaf_log_prob"] > p["maf_log_prob"],
+                f"with D = {Q4_TIMING_DIM}, IAF must sample in fewer network passes than MAF, and MAF evaluate "
+                "densities in fewer than IAF (conditioner calls counted: "
+                + ", ".join(f"{k} {v}" for k, v in p.items()) + ")")
     if not c.raised("t", "q4_timings"):
         t = {k: out.get(f"t_{k}") for k in Q4_KEYS}
         if all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in t.values()):
             c.check(0.25, math.isclose(t["sampling_speedup"], t["maf_sample_s"] / t["iaf_sample_s"], rel_tol=1e-6)
                     and math.isclose(t["density_speedup"], t["iaf_log_prob_s"] / t["maf_log_prob_s"], rel_tol=1e-6),
                     "q4_timings: the speedups must be the ratios of the returned times")
-            c.check(0.25, t["sampling_speedup"] > 1 and t["density_speedup"] > 1,
-                    f"q4_timings: with D = {Q4_TIMING_DIM}, IAF must sample faster than MAF and MAF evaluate "
-                    "densities faster than IAF")
+            c.note(f"q4_timings, for information (not graded: seconds depend on the grading machine's load): with "
+                   f"D = {Q4_TIMING_DIM}, IAF sampled {t['sampling_speedup']:.1f}x faster than MAF and MAF evaluated "
+                   f"densities {t['density_speedup']:.1f}x faster than IAF (best of 10, one thread)")
         else:
             c.fail("q4_timings: every value must be a positive finite python float")
     # (c) the answers: 0.25

@@ -106,7 +106,9 @@ def judge_q2(out, seed):
     if not c.raised("iw", "iwae_bound"):
         m = log_w.max(0)
         want = m + np.log(np.exp(log_w - m).mean(0))
-        c.check(1.0, close(out, "iw", want, atol=1e-6, rtol=1e-9), "iwae_bound: {why}")
+        # rtol 1e-6: what float32 resolves at log-weights of -2000 +- 500 (a float32 log-mean-exp is correct; it
+        # failed 1e-9 at every seed); the mean of the log-weights is off by far more, exp-then-log by -inf
+        c.check(1.0, close(out, "iw", want, atol=1e-6, rtol=1e-6), "iwae_bound: {why}")
     if not c.raised("cat", "categorical_log_likelihood"):
         lg = logits.astype(np.float64)
         logp = lg - lg.max(-1, keepdims=True)

@@ -175,11 +175,12 @@ def _momentum(ns, seed):
 
 def _queue(ns, seed):
     _, _, size, dim, keys, *_ = _q3_inputs(seed)
-    queue, ptr, ptrs = torch.zeros(size, dim, dtype=torch.float64), 0, []
+    queue, ptr, ptrs, states = torch.zeros(size, dim, dtype=torch.float64), 0, [], []
     for k in keys:
         ptr = int(ns["enqueue"](queue, ptr, torch.from_numpy(k)))
         ptrs.append(ptr)
-    return {"queue": array(queue), "queue_ptrs": np.array(ptrs, dtype=np.int64)}
+        states.append(array(queue).copy())
+    return {"queue_states": states, "queue_ptrs": np.array(ptrs, dtype=np.int64)}
 
 
 def probe_q3(ns, seed):
@@ -201,16 +202,26 @@ def judge_q3(out, seed):
         ok_b = close(out, "mom_b", m * p[1] + (1 - m) * p[3], atol=1e-9, rtol=1e-9)
         c.check(1.0, (ok_w[0] and ok_b[0], ok_w[1] or ok_b[1]), "momentum_update: {why}")
     if not c.raised("queue", "enqueue"):
+        # The contract: after each call, torch.roll(queue, -ptr, 0) lists the keys from oldest to newest (the
+        # queue's newest M keys). Where a batch larger than the queue leaves them is the student's choice
+        # (the reference writes its last M keys from ptr; writing one key at a time wraps over itself and
+        # moves ptr by B): judged by that order, not by the reference's layout (a lottery on B > M before).
         ref = KeyQueue(size, dim).double()
         ref.keys.zero_()
-        ptrs = []
-        for k in keys:
+        states, ptrs = out.get("queue_states"), out.get("queue_ptrs")
+        ok, why = (isinstance(states, list) and len(states) == len(keys) and isinstance(ptrs, np.ndarray)
+                   and ptrs.shape == (len(keys),)), "expected one queue state and one int pointer per call"
+        for i, k in enumerate(keys if ok else []):
             ref.push(torch.from_numpy(k))
-            ptrs.append(int(ref.ptr))
-        same_ptrs = isinstance(out.get("queue_ptrs"), np.ndarray) and out["queue_ptrs"].tolist() == ptrs
-        ok = close(out, "queue", ref.keys.numpy(), atol=1e-9, rtol=1e-9)
-        c.check(1.0, (ok[0] and same_ptrs, ok[1] or "the returned pointers differ from the reference"),
-                "enqueue: {why}")
+            if not 0 <= int(ptrs[i]) < size:
+                ok, why = False, "the returned pointer must be an int in 0..M-1 (the row of the oldest key)"
+                break
+            ok, why = close({"q": np.roll(states[i], -int(ptrs[i]), 0) if isinstance(states[i], np.ndarray)
+                             else None}, "q", ref.in_order().numpy(), atol=1e-9, rtol=1e-9)
+            if not ok:
+                why = f"after call {i + 1}, torch.roll(queue, -ptr, 0) is not the keys from oldest to newest ({why})"
+                break
+        c.check(1.0, (ok, why), "enqueue: {why}")
     if not c.raised("loss", "moco_loss"):
         want = queue_info_nce(*(torch.from_numpy(a).double() for a in qkq), t).numpy().reshape(1)
         c.check(1.0, close(out, "loss", want, atol=1e-5), "moco_loss: {why}")
