@@ -300,6 +300,22 @@ QUESTIONS = [Question(grade_id="q", points=1, requires=(), probe=probe, judge=No
 '''
 
 
+def _daemon_box(box: Path, verdict_source: str, timeout_s: float):
+    """(work, control, spec) of a verdict run of ``verdict_source`` (one question, no student cells) in
+    ``box``, as the grader prepares it, for the process-tree tests below."""
+    verdict = box / "v.py"
+    verdict.write_text(verdict_source)
+    work, control = box / "work", box / "control"
+    work.mkdir()
+    control.mkdir(mode=0o700)
+    isolation.prepare_workdir(work, None)
+    spec = {"mode": "verdict", "workdir": str(work), "uid": None, "expose": isolation.runtime_paths(),
+            "hide": [], "hide_tmp": True, "verdict_path": str(verdict), "seed": 1, "setup_source": "",
+            "parameters": {}, "cells": [],
+            "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": timeout_s}]}
+    return work, control, spec
+
+
 @pytest.mark.grading
 @pytest.mark.parametrize("mode", ["bwrap", "userns"])
 def test_unprivileged_process_tree_dies_with_the_run(mode, monkeypatch):
@@ -309,16 +325,7 @@ def test_unprivileged_process_tree_dies_with_the_run(mode, monkeypatch):
     try:
         if isolation.capabilities().mode != mode:
             pytest.skip(f"no {mode} sandbox here: " + "; ".join(isolation.capabilities().warnings))
-        verdict = box / "v.py"
-        verdict.write_text(DAEMON)
-        work, control = box / "work", box / "control"
-        work.mkdir()
-        control.mkdir(mode=0o700)
-        isolation.prepare_workdir(work, None)
-        spec = {"mode": "verdict", "workdir": str(work), "uid": None, "expose": isolation.runtime_paths(),
-                "hide": [], "hide_tmp": True, "verdict_path": str(verdict), "seed": 1, "setup_source": "",
-                "parameters": {}, "cells": [],
-                "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": 30}]}
+        work, control, spec = _daemon_box(box, DAEMON, timeout_s=30)
         run = sandbox.run(spec, control, sandbox.Limits(timeout_s=60, memory_mb=2048), event_pipe=True)
         assert run.returncode == 0, run.output
         grown = (work / "alive.txt").stat().st_size
@@ -350,16 +357,7 @@ def test_sandboxed_run_dies_with_a_killed_grader(mode, monkeypatch):
     try:
         if isolation.capabilities().mode != mode:
             pytest.skip(f"no {mode} sandbox here: " + "; ".join(isolation.capabilities().warnings))
-        verdict = box / "v.py"
-        verdict.write_text(DAEMON.replace("time.sleep(0.5)", "time.sleep(600)"))
-        work, control = box / "work", box / "control"
-        work.mkdir()
-        control.mkdir(mode=0o700)
-        isolation.prepare_workdir(work, None)
-        spec = {"mode": "verdict", "workdir": str(work), "uid": None, "expose": isolation.runtime_paths(),
-                "hide": [], "hide_tmp": True, "verdict_path": str(verdict), "seed": 1, "setup_source": "",
-                "parameters": {}, "cells": [],
-                "questions": [{"grade_id": "q", "requires": [], "forbidden": [], "timeout_s": 300}]}
+        work, control, spec = _daemon_box(box, DAEMON.replace("time.sleep(0.5)", "time.sleep(600)"), timeout_s=300)
         grader = subprocess.Popen([sys.executable, "-c", KILLED_GRADER, json.dumps(spec), str(control)])
         alive = work / "alive.txt"
         deadline = time.monotonic() + 60
