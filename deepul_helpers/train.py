@@ -186,11 +186,14 @@ def _make_optimizer(optimizer, model, lr, weight_decay):
     raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam', 'adamw', 'sgd', None or a callable(model, lr)")
 
 
-def _set_lr(opt, lr: float, lr_schedule, frac: float) -> None:
-    """Cosine: the learning rate falls from ``lr`` to 0 along a half cosine as ``frac`` goes 0 -> 1."""
+def _set_lr(opt, lr_schedule, frac: float) -> None:
+    """Cosine: each parameter group's learning rate falls from its own starting value (``initial_lr``,
+    kept in the group and so in a checkpoint) to 0 along a half cosine as ``frac`` goes 0 -> 1; groups
+    that start at different rates (a GAN's generator and discriminator) keep their ratio."""
     if lr_schedule == "cosine" and hasattr(opt, "param_groups"):
         for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            start = group.setdefault("initial_lr", group["lr"])
+            group["lr"] = start * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
 class _Clock:
@@ -400,7 +403,7 @@ def fit(
             it = len(record.train_losses)
             frac = clock.budget_fraction() if epochs is None else max(clock.budget_fraction(),
                                                                       it / max(max_epochs * per_epoch, 1))
-            _set_lr(opt, lr, lr_schedule, frac)
+            _set_lr(opt, lr_schedule, frac)
             value = record.step(update(model, _batch(train, idx, dev), opt, it), it, record.epoch)
             if show and it % 10 == 0:
                 bar.set_postfix(loss=f"{value:.4f}")

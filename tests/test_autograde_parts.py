@@ -310,7 +310,7 @@ def test_the_unprivileged_view_is_a_whitelist(tmp_path):
     the grader's home and a private path inside a bound folder get nothing or an empty mount."""
     work = tmp_path / "work"
     work.mkdir()
-    inside = Path(isolation.runtime_paths()[-1]) / "autograde"  # a folder inside a bound one, hidden
+    inside = Path(isolation.__file__).resolve().parent  # the grader's own code: inside the bound package, hidden
     ops = isolation.view({"workdir": str(work), "expose": isolation.runtime_paths(),
                           "hide": [str(inside), str(tmp_path / "solutions")]})
     binds = [op for op in ops if op[0] in ("ro", "rw")]

@@ -39,3 +39,55 @@ def test_run_benchmark_writes_json_and_png(tmp_path, monkeypatch):
 def test_unknown_benchmark_lists_known_ones(tmp_path):
     with pytest.raises(SystemExit, match="unknown benchmark 'nope'; known:"):
         bench.run_benchmark("nope", out=tmp_path)
+
+
+def test_bench_folder_follows_the_course_rule(tmp_path, monkeypatch):
+    """--out wins; else out/bench in the course found from the current folder (from lectures/ too), else
+    out/bench in the current folder; a benchmark whose run takes ``out`` gets that folder."""
+    monkeypatch.delenv("DEEPUL_COURSE", raising=False)
+    course = tmp_path / "course"
+    (course / "grading").mkdir(parents=True)
+    (course / "grading" / "nbgrader_config.py").write_text("")
+    (course / "solutions").mkdir()
+    (course / "lectures").mkdir()
+    monkeypatch.chdir(course / "lectures")
+    assert bench.bench_dir() == course.resolve() / "out" / "bench"
+    assert bench.bench_dir(tmp_path / "mine") == tmp_path / "mine"
+    monkeypatch.chdir(tmp_path)
+    assert bench.bench_dir() == tmp_path.resolve() / "out" / "bench"
+
+    seen = {}
+    fake = types.ModuleType("deepul_helpers.bench.fake_family")
+
+    def run(quick, device, out=None):
+        seen["out"] = out
+        return [{"dataset": "x"}]
+
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "deepul_helpers.bench.fake_family", fake)
+    monkeypatch.setattr(bench, "available", lambda: ["fake_family"])
+    monkeypatch.chdir(course / "lectures")
+    _, json_path, _ = bench.run_benchmark("fake_family", quick=True)
+    assert seen["out"] == json_path.parent == course.resolve() / "out" / "bench"
+
+
+def test_the_lecture_never_shows_a_quick_run_as_the_measured_one(tmp_path, monkeypatch):
+    """load_or_run reads roundup.json only when it comes from a full run; a --quick one is refused, and
+    the note says why and where it looked."""
+    import numpy as np
+
+    from deepul_helpers.bench import roundup
+
+    monkeypatch.delenv("DEEPUL_QUICK", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setattr(roundup, "run", lambda **kw: [{"label": "ran now"}])
+    np.savez_compressed(tmp_path / roundup.ARTIFACTS, a=np.zeros(2))
+    (tmp_path / "roundup.json").write_text(json.dumps([{"label": "saved", "quick": False}]))
+    rows, artifacts, note = roundup.load_or_run(out=tmp_path)
+    assert rows == [{"label": "saved", "quick": False}] and list(artifacts) == ["a"]
+    assert note.startswith(f"Loaded {tmp_path / 'roundup.json'}")
+    (tmp_path / "roundup.json").write_text(json.dumps([{"label": "saved", "quick": True}]))
+    rows, _, note = roundup.load_or_run(out=tmp_path)
+    assert rows == [{"label": "ran now"}] and "comes from a --quick run" in note
+    rows, _, note = roundup.load_or_run(out=tmp_path / "empty")
+    assert rows == [{"label": "ran now"}] and f"in {tmp_path / 'empty'}" in note

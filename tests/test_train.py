@@ -190,6 +190,24 @@ def test_cosine_schedule_decays_lr_to_zero_over_the_epochs(clean_quick_env):
         fit(IndependentCategorical(4, 5), train, None, epochs=1, lr_schedule="step")
 
 
+def test_cosine_schedule_keeps_each_groups_own_starting_rate(clean_quick_env):
+    """A GAN's discriminator starting at 4x the generator's rate (TTUR) stays at 4x along the cosine."""
+    from deepul_helpers.models import implicit
+
+    train = torch.randn(512, 2)
+    seen = []
+
+    def step(model, batch, optimizer, iteration):
+        seen.append((optimizer.g.param_groups[0]["lr"], optimizer.d.param_groups[0]["lr"]))
+        return 0.0
+
+    h = fit(implicit.mlp_gan(2, hidden=8, layers=1), train, None, epochs=2, lr=1e-3, batch_size=64, step=step,
+            optimizer=implicit.gan_optimizer(lr_d=4e-3), lr_schedule="cosine")
+    cos = [0.5 * (1 + math.cos(math.pi * i / h.iterations)) for i in range(h.iterations)]
+    assert [g for g, _ in seen] == pytest.approx([1e-3 * c for c in cos])
+    assert [d for _, d in seen] == pytest.approx([4e-3 * c for c in cos])
+
+
 def test_evaluate_is_the_test_loss_fit_reports(clean_quick_env):
     train, test = _data()
     config.seed_everything(0)

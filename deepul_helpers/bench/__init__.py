@@ -5,14 +5,21 @@ A benchmark is a module ``deepul_helpers.bench.<family>`` with
 ``run(quick: bool, device: str) -> list[dict]``: one dict per row, measured values only.
 A model family's rows (a family with a folder ``models/<family>/``) follow the one row schema of
 ``bench/schema.py`` and are validated before they are written; other benchmarks (``grading``)
-have rows of their own. Every row written gets the run's metadata (``schema.RUN_FIELDS``: ``quick``, true
+have rows of their own. A benchmark whose ``run`` takes ``out`` (the round-up: its samples) gets the folder
+it writes to. Every row written gets the run's metadata (``schema.RUN_FIELDS``: ``quick``, true
 for ``--quick`` or ``DEEPUL_QUICK=1``). PyTorch runs on ``config.threads()`` threads (one unless
 ``DEEPUL_THREADS`` says otherwise).
+
+Where results go and are read back (:func:`bench_dir`): ``--out DIR`` if given, else ``out/bench`` in the
+course folder (``autograde.course.root``'s rule: the current folder or the first one above it that is a
+course, or ``--course`` / ``$DEEPUL_COURSE``), else ``out/bench`` in the current folder. So ``deepul bench
+roundup`` run anywhere in a checkout and lecture 06 opened from ``lectures/`` meet in the same folder.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import pkgutil
 from pathlib import Path
@@ -22,6 +29,16 @@ def available() -> list[str]:
     """The benchmarks: every module of this package but the schema and the round-up's claims."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__)
                   if not m.name.startswith("_") and m.name not in ("schema", "claims"))
+
+
+def bench_dir(out: str | Path | None = None) -> Path:
+    """The benchmark folder by the rule of the module docstring (not created here)."""
+    if out is not None:
+        return Path(out)
+    from deepul_helpers.autograde import course
+
+    found = course.root_or_none()
+    return (found if found is not None else Path.cwd()) / "out" / "bench"
 
 
 def model_families() -> list[str]:
@@ -34,7 +51,8 @@ def model_families() -> list[str]:
 def add_arguments(parser) -> None:
     parser.add_argument("family", help="which benchmark: " + ", ".join(available()))
     parser.add_argument("--quick", action="store_true", help="a few iterations only (checks that it runs)")
-    parser.add_argument("--out", default="out/bench", help="folder for FAMILY.json and FAMILY.png")
+    parser.add_argument("--out", default=None, help="folder for FAMILY.json and FAMILY.png (default: out/bench "
+                        "in the course folder found from the current one, else in the current folder)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu or cuda")
 
 
@@ -61,7 +79,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench", device: str = "auto"):
+def run_benchmark(family: str, quick: bool = False, out: str | Path | None = None, device: str = "auto"):
     known = available()
     if family not in known:
         raise SystemExit(f"deepul bench: unknown benchmark {family!r}; known: {', '.join(known)}")
@@ -70,14 +88,15 @@ def run_benchmark(family: str, quick: bool = False, out: str | Path = "out/bench
     config.use_threads()
     module = importlib.import_module(f"{__name__}.{family}")
     quick = config.is_quick(quick)
-    rows = module.run(quick=quick, device=device)
+    out = bench_dir(out)
+    takes_out = "out" in inspect.signature(module.run).parameters
+    rows = module.run(quick=quick, device=device, **({"out": out} if takes_out else {}))
     for row in rows:  # the run's metadata (schema.RUN_FIELDS) in every row: the JSON says how it was made
         row["quick"] = quick
     if family in model_families():
         from deepul_helpers.bench.schema import validate_rows
 
         validate_rows(rows, family)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{family}.json"
     json_path.write_text(json.dumps(rows, indent=2, default=float) + "\n")

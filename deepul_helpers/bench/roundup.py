@@ -69,9 +69,8 @@ IW_K = 1000  # importance samples of the IWAE bound beside the VAEs' -ELBO (quic
 EBM_BOX = {"checkerboard": (-4.0, 4.0, -4.0, 4.0), "gaussians_8": (-7.0, 7.0, -7.0, 7.0)}  # all but < 1e-9 of
 # the mass (the checkerboard's support exactly; the ring's Gaussians, sd 0.5 at radius 4, to 6 sd)
 MAX_EPOCHS = 2000  # a cap the budget reaches first in full mode (400 stopped the VAEs at 41-45 of 60 CPU s)
-OUT = Path(__file__).resolve().parents[2] / "out" / "bench"  # where `deepul bench roundup` writes, run from the repo
-ARTIFACTS = OUT / "roundup_artifacts.npz"
-REGENERATE = "nice -n 10 deepul bench roundup   (from the repository root; about 30 CPU minutes)"
+ARTIFACTS = "roundup_artifacts.npz"  # the samples and interpolations, beside roundup.json in the bench folder
+REGENERATE = "nice -n 10 deepul bench roundup   (in the course checkout; about 30 CPU minutes)"
 OOD_SETS = ("inverted", "noise", "shapes", "blank")
 
 # Ho, Chen, Srinivas, Duan, Abbeel (2019), "Flow++", Table 2: test bits/dim on
@@ -505,11 +504,12 @@ def _ssl_rows(budget: float, quick: bool, device: str) -> list[dict]:
 
 
 def run(quick: bool = False, device: str = "auto", budget_cpu_s: float | None = None,
-        toy_budget_cpu_s: float | None = None, artifacts: dict | None = None, seeds: tuple | None = None) -> list[dict]:
+        toy_budget_cpu_s: float | None = None, artifacts: dict | None = None, seeds: tuple | None = None,
+        out: str | Path | None = None) -> list[dict]:
     """Every family's rows (see the module docstring). ``artifacts``: a dict to fill with sample grids
     (``samples/<label>``) and interpolation strips (``interp/<label>``: (pairs, steps, 8, 8, 1)); in full
-    mode they are also saved to ``ARTIFACTS``. ``seeds``: of the seeded rows (default ``SEEDS``; quick mode
-    its first two)."""
+    mode they are also saved to ``ARTIFACTS`` in the bench folder ``out`` (``bench.bench_dir``'s rule).
+    ``seeds``: of the seeded rows (default ``SEEDS``; quick mode its first two)."""
     quick = config.is_quick(quick)
     budget = float(budget_cpu_s or BUDGET_CPU_S)
     toy_budget = float(toy_budget_cpu_s or TOY_BUDGET_CPU_S)
@@ -526,25 +526,36 @@ def run(quick: bool = False, device: str = "auto", budget_cpu_s: float | None = 
     for row in rows:
         schema.validate_row(row)
     if not quick:
-        ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(ARTIFACTS, **keep)
+        from deepul_helpers.bench import bench_dir
+
+        folder = bench_dir(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(folder / ARTIFACTS, **keep)
     return rows
 
 
-def load_or_run(quick: bool = False, device: str = "auto") -> tuple[list[dict], dict, str]:
-    """(rows, artifacts, note): the full benchmark's ``out/bench/roundup.json`` and its artifacts when they
-    exist and ``quick`` is off, else the quick benchmark run now; ``note`` says which, and how to regenerate."""
+def load_or_run(quick: bool = False, device: str = "auto", out: str | Path | None = None
+                ) -> tuple[list[dict], dict, str]:
+    """(rows, artifacts, note): the full benchmark's ``roundup.json`` and its artifacts from the bench folder
+    ``out`` (``bench.bench_dir``'s rule) when they exist, come from a full run and ``quick`` is off, else the
+    quick benchmark run now; ``note`` says which, where it looked, and how to regenerate."""
     import json
     import time
 
-    results = OUT / "roundup.json"
-    if not config.is_quick(quick) and results.exists() and ARTIFACTS.exists():
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.stat().st_mtime))
-        with np.load(ARTIFACTS) as npz:
-            artifacts = {k: npz[k] for k in npz.files}
-        return json.loads(results.read_text()), artifacts, (f"Loaded {results} (measured {when}). Regenerate with:"
-                                                            f" {REGENERATE}")
+    from deepul_helpers.bench import bench_dir
+
+    folder = bench_dir(out)
+    results, saved = folder / "roundup.json", folder / ARTIFACTS
+    why = f"no {results.name} and {saved.name} in {folder}"
+    if not config.is_quick(quick) and results.exists() and saved.exists():
+        rows = json.loads(results.read_text())
+        if not any(row.get("quick") for row in rows):
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(results.stat().st_mtime))
+            with np.load(saved) as npz:
+                artifacts = {k: npz[k] for k in npz.files}
+            return rows, artifacts, f"Loaded {results} (measured {when}). Regenerate with: {REGENERATE}"
+        why = f"{results} comes from a --quick run"
     artifacts: dict = {}
     rows = run(quick=True, device=device, artifacts=artifacts)
     return rows, artifacts, ("Ran the QUICK benchmark just now (a few iterations per model: the numbers check the "
-                             f"code, not the claims). For the measured verdicts run: {REGENERATE}")
+                             f"code, not the claims; {why}). For the measured verdicts run: {REGENERATE}")
