@@ -15,6 +15,10 @@ Threads: ``fit`` and ``deepul bench`` run PyTorch's intra-op work on ``threads()
 small: a second thread gains little on an idle machine, and when another process keeps a core
 busy, two threads that must meet at every operation made small models about 10x slower (a char
 Transformer: 1 epoch in 90 s instead of 13). Set ``DEEPUL_THREADS=4`` on a machine of your own.
+
+Workers: a benchmark whose runs are independent (one model and seed each) spreads them over
+``workers()`` processes of one thread each (``bench.workers.map_jobs``): ``DEEPUL_WORKERS`` if set
+(``deepul bench --workers N`` sets it), else the number of CPU cores this process may use.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 QUICK_ENV = "DEEPUL_QUICK"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
 THREADS_ENV = "DEEPUL_THREADS"
+WORKERS_ENV = "DEEPUL_WORKERS"
 
 # What quick mode shrinks a training run to (read by deepul_helpers.train.fit).
 QUICK_MAX_EPOCHS = 2
@@ -95,6 +100,17 @@ def threads() -> int:
                 raise ValueError(f"{name}={value!r}: set it to a positive number of threads, e.g. {name}=1")
             return int(value)
     return 1
+
+
+def workers() -> int:
+    """Processes for a benchmark's independent runs: ``DEEPUL_WORKERS``, else the usable CPU cores."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{WORKERS_ENV}={value!r}: set it to a positive number of processes, e.g. "
+                             f"{WORKERS_ENV}=1 (one run at a time)")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def use_threads(n: int | None = None) -> int:

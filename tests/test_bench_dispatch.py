@@ -91,3 +91,44 @@ def test_the_lecture_never_shows_a_quick_run_as_the_measured_one(tmp_path, monke
     assert rows == [{"label": "ran now"}] and "comes from a --quick run" in note
     rows, _, note = roundup.load_or_run(out=tmp_path / "empty")
     assert rows == [{"label": "ran now"}] and f"in {tmp_path / 'empty'}" in note
+
+
+def _tiny_job(seed: int) -> dict:
+    """A seeded training job, as a benchmark hands to ``workers.map_jobs`` (module level: workers import it)."""
+    import torch
+
+    from deepul_helpers import config
+
+    config.seed_everything(seed)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.randn(64, 3)
+    for _ in range(20):
+        loss = (net(x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"seed": seed, "weight": net.weight.detach().numpy().tolist(), "threads": torch.get_num_threads()}
+
+
+def test_map_jobs_gives_the_same_results_in_order_whatever_the_workers(monkeypatch):
+    from deepul_helpers.bench import workers
+
+    here = workers.map_jobs(_tiny_job, [3, 1, 2], workers=1)
+    spread = workers.map_jobs(_tiny_job, [3, 1, 2], workers=2)
+    assert [r["seed"] for r in spread] == [3, 1, 2]
+    assert [r["weight"] for r in spread] == [r["weight"] for r in here]  # seeded by the job, not the process
+    assert {r["threads"] for r in spread} == {1}  # each worker runs PyTorch on one thread
+    assert here[0]["weight"] != here[1]["weight"]
+
+
+def test_workers_come_from_the_environment_or_the_cores(monkeypatch):
+    from deepul_helpers import config
+
+    monkeypatch.delenv("DEEPUL_WORKERS", raising=False)
+    assert config.workers() >= 1
+    monkeypatch.setenv("DEEPUL_WORKERS", "3")
+    assert config.workers() == 3
+    monkeypatch.setenv("DEEPUL_WORKERS", "0")
+    with pytest.raises(ValueError, match="DEEPUL_WORKERS='0'"):
+        config.workers()

@@ -54,6 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="folder for FAMILY.json and FAMILY.png (default: out/bench "
                         "in the course folder found from the current one, else in the current folder)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu or cuda")
+    parser.add_argument("--workers", type=int, default=None, help="processes for a benchmark's independent runs "
+                        "(default: $DEEPUL_WORKERS, else the CPU cores; 1: one run at a time)")
 
 
 def format_table(rows: list[dict]) -> str:
@@ -111,6 +113,14 @@ def run_benchmark(family: str, quick: bool = False, out: str | Path | None = Non
 
 
 def main(args) -> int:
+    if args.workers is not None:
+        import os
+
+        from deepul_helpers import config
+
+        if args.workers < 1:
+            raise SystemExit(f"deepul bench: --workers must be at least 1, got {args.workers}")
+        os.environ[config.WORKERS_ENV] = str(args.workers)
     rows, json_path, png_path = run_benchmark(args.family, quick=args.quick, out=args.out, device=args.device)
     print(format_table(rows))
     print(f"\nwrote {json_path} and {png_path}")

@@ -91,13 +91,23 @@ class GAN(nn.Module):
 
 
 def mlp_gan(dim: int = 2, loss: str = "nonsaturating", pack: int = 1, hidden: int = 128, layers: int = 3,
-            noise_dim: int | None = None, spectral_norm: bool | None = None, **kw) -> GAN:
+            noise_dim: int | None = None, spectral_norm: bool | None = None, scale: float = 1.0, **kw) -> GAN:
     """A GAN on points (B, dim): MLP generator and discriminator (LeakyReLU; the discriminator of a
-    hinge GAN is spectrally normalised unless ``spectral_norm=False``)."""
+    hinge GAN is spectrally normalised unless ``spectral_norm=False``).
+
+    ``scale``: network space is ``scale`` x data space. A critic held 1-Lipschitz (spectral norm, the
+    gradient penalty) in network space is ``scale``-Lipschitz in data space: it can only tell apart
+    points about ``1 / scale`` apart, so on components of sd 0.01-0.05 those GANs need ``scale`` ~ 10
+    (``bench/implicit.py`` measures both)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
     noise_dim = noise_dim or max(2, dim)
     disc = mlp(dim * pack, 1, hidden, layers)
     if spectral_norm or (spectral_norm is None and loss == "hinge"):
         apply_spectral_norm(disc)
+    if scale != 1.0:
+        kw.setdefault("encode", lambda x: x.float() * scale)
+        kw.setdefault("decode", lambda y: y.float() / scale)
     return GAN(mlp(noise_dim, dim, hidden, layers), disc, noise_dim, loss=loss, pack=pack, data_shape=(dim,), **kw)
 
 
