@@ -44,7 +44,8 @@ def test_generator_gradients_at_the_start(records):
 
 @pytest.mark.notebook
 def test_mode_coverage_records_are_consistent(records):
-    robust = {f"gaussians_25_narrow/{k}": v for k, v in records["robust"].items()}
+    robust = {f"gaussians_8_narrow/{k}": v for k, v in records["robust"].items()}
+    assert set(records["robust"]) == {"wgan-gp/x1", "wgan-gp/x10", "hinge/x1", "hinge/x10"}
     for key, cov in {**records["modes"], **robust}.items():
         counts = np.array(cov["counts"])
         assert cov["n_modes"] == (8 if key.startswith("gaussians_8") else 25) == len(counts)
