@@ -427,8 +427,10 @@ def curves(xs, series: dict[str, list[float]], xlabel: str, ylabel: str, title=N
     """Lines of measured values against one x (a None value leaves a gap); ``note`` says how they were
     measured, under the axes (round-up: sampling time against dimension, probe accuracy against labels)."""
     fig, ax = _fig_ax(None, figsize=(5.5, 3.8))
-    for label, ys in series.items():
-        ax.plot(xs, [np.nan if y is None else y for y in ys], "o-", label=label)
+    styles = ("o-", "s--", "^:")  # past the 10 colours of the cycle, another marker and line: no two alike
+    for i, (label, ys) in enumerate(series.items()):
+        ax.plot(xs, [np.nan if y is None else y for y in ys], styles[(i // 10) % 3], color=plt.cm.tab10(i % 10),
+                label=label)
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
     ax.set_xticks(xs, [str(x) for x in xs], minor=False)
