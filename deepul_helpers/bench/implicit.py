@@ -45,10 +45,10 @@ EBM_BOX = (-4.5, 4.5, -3.5, 3.5)  # holds all but ~1e-10 of the moons' mass: eve
 # The Lipschitz critics (WGAN-GP's penalty, hinge's spectral norm) are 1-Lipschitz in network space, so they can
 # tell apart only points about 1 / scale apart: at data scale (scale 1) they lost the narrow modes at every seed
 # (idle run, seeds 0-2: ring WGAN-GP 2.67/8 at 0.2% high quality, hinge+SN 0.33/8 at 0.1%; grid 16.7/25 at 1.3% and
-# 2/25 at 13%). Network space = 10 x data space (seeds 0-1, seed 0 of the grid: ring hinge+SN 8/8 at 94-95%, WGAN-GP
-# 8/8 at 67-68%; grid hinge+SN 19-25/25 at 15-40%, WGAN-GP 24/25 at 9-10%); the same scale hurts the unconstrained
-# discriminators (grid, seed 0: GAN 8/25 at 84%, PacGAN 21/25 at 13%), which keep scale 1. Other scales on the grid
-# (seed 0): 2 and 5 worse for both; 20: hinge+SN 22/25 at 26%, WGAN-GP 19/25 at 2%.
+# 2/25 at 13%). Network space = 10 x data space (the full run, seeds 0-2: ring hinge+SN 8/8 at 93.7%, WGAN-GP 8/8 at
+# 66.7%; grid hinge+SN 18.0/25 at 18.8% (spread 15 modes), WGAN-GP 23.7/25 at 9.8%); the same scale hurts the
+# unconstrained discriminators (grid, seed 0: GAN 8/25 at 84%, PacGAN 21/25 at 13%), which keep scale 1. Other
+# scales on the grid (seed 0): 2 and 5 worse for both; 20: hinge+SN 22/25 at 26%, WGAN-GP 19/25 at 2%.
 LIPSCHITZ_SCALE = 10.0
 MODE_NET = {"hidden": 128, "layers": 3}
 MODE_FIT = {"epochs": 164, "lr": 2e-3, "batch_size": 256, "betas": (0.5, 0.9)}  # 6,560 iterations, cosine to 0
